@@ -1,0 +1,50 @@
+"""Request-scoped dependencies: the database session and the Temporal client."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+from temporalio.client import Client
+
+from core.config import Settings
+from core.db import session_scope
+from core.temporal import connect
+
+log = logging.getLogger(__name__)
+
+
+def get_settings_dep(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_engine_dep(request: Request) -> Engine:
+    return request.app.state.engine
+
+
+def get_db(request: Request) -> Iterator[Session]:
+    with session_scope(request.app.state.engine) as db:
+        yield db
+
+
+async def get_temporal(request: Request) -> Client | None:
+    """The shared client, reconnecting lazily: the API serves reads while Temporal is down."""
+    state = request.app.state
+    if state.temporal is None:
+        async with state.temporal_lock:
+            if state.temporal is None:
+                try:
+                    state.temporal = await asyncio.wait_for(connect(state.settings), timeout=3)
+                except Exception:  # noqa: BLE001 - callers degrade (pending + sweep), they do not fail
+                    log.warning("Temporal at %s unreachable", state.settings.temporal_address)
+    return state.temporal
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+EngineDep = Annotated[Engine, Depends(get_engine_dep)]
+DbDep = Annotated[Session, Depends(get_db)]
+TemporalDep = Annotated[Client | None, Depends(get_temporal)]

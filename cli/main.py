@@ -1,0 +1,116 @@
+"""The `tutorpulse` command."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from core.config import get_settings
+
+
+def _db_upgrade(args: argparse.Namespace) -> int:
+    from core.migrate import upgrade
+
+    settings = get_settings()
+    upgrade(settings.database_url, args.revision)
+    print(f"database at {settings.database_url.split('@')[-1]} is at {args.revision}")
+    return 0
+
+
+def _api(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings = get_settings()
+    uvicorn.run("api.main:create_app", factory=True, host=args.host or settings.api_host,
+                port=args.port or settings.api_port, log_level="info")
+    return 0
+
+
+def _worker(_args: argparse.Namespace) -> int:
+    from worker import run_worker
+
+    asyncio.run(run_worker())
+    return 0
+
+
+def _backfill(args: argparse.Namespace) -> int:
+    from cli.evaluate import signal_all_tutors
+    from core.db import get_engine
+    from core.migrate import upgrade
+    from synth.backfill import backfill
+
+    settings = get_settings()
+    upgrade(settings.database_url)
+    report = backfill(get_engine(settings.database_url), days=args.days, seed=args.seed,
+                      n_tutors=args.tutors or settings.synth_tutors,
+                      sessions_per_day=args.sessions_per_day or settings.synth_sessions_per_day)
+    print(report)
+    if not args.no_evaluate:
+        asyncio.run(signal_all_tutors(settings, report.tutor_ids))
+    return 0
+
+
+def _synth_live(args: argparse.Namespace) -> int:
+    from core.temporal import connect
+    from workflows.schedules import SYNTH_SCHEDULE_ID, ensure_synth_schedule
+
+    async def run() -> None:
+        settings = get_settings()
+        client = await connect(settings)
+        if args.stop:
+            await client.get_schedule_handle(SYNTH_SCHEDULE_ID).pause(note="stopped from the CLI")
+            print("live synthetic feed paused")
+        else:
+            await ensure_synth_schedule(client, settings)
+            await client.get_schedule_handle(SYNTH_SCHEDULE_ID).unpause()
+            print(f"live synthetic feed: a tick every {settings.synth_tick_seconds}s (schedule {SYNTH_SCHEDULE_ID})")
+
+    asyncio.run(run())
+    return 0
+
+
+def _demo(_args: argparse.Namespace) -> int:
+    from cli.demo import run_demo
+
+    return run_demo()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tutorpulse", description="Tutor performance evaluation and retention.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("demo", help="run everything locally: Temporal dev server, worker, API, synthetic feed").set_defaults(func=_demo)
+    sub.add_parser("worker", help="run a Temporal worker (scale out by running more)").set_defaults(func=_worker)
+    api = sub.add_parser("api", help="serve the API and pages")
+    api.add_argument("--host")
+    api.add_argument("--port", type=int)
+    api.set_defaults(func=_api)
+
+    db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command", required=True)
+    up = db.add_parser("upgrade", help="apply migrations")
+    up.add_argument("--revision", default="head")
+    up.set_defaults(func=_db_upgrade)
+
+    synth = sub.add_parser("synth", help="synthetic data").add_subparsers(dest="synth_command", required=True)
+    bf = synth.add_parser("backfill", help="simulate N days of history and ingest it")
+    bf.add_argument("--days", type=int, default=30)
+    bf.add_argument("--seed", type=int, default=get_settings().synth_seed)
+    bf.add_argument("--tutors", type=int)
+    bf.add_argument("--sessions-per-day", type=int)
+    bf.add_argument("--no-evaluate", action="store_true", help="do not signal tutor workflows afterwards")
+    bf.set_defaults(func=_backfill)
+    live = synth.add_parser("live", help="start (or --stop) the live feed schedule")
+    live.add_argument("--stop", action="store_true")
+    live.set_defaults(func=_synth_live)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    return args.func(args) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""The one settings object. Nothing else in TutorPulse reads the environment."""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def normalise_database_url(url: str) -> str:
+    """postgres:// and postgresql:// become postgresql+psycopg:// (psycopg 3 is the only driver we ship)."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    database_url: str = Field(default=f"sqlite:///{PROJECT_ROOT / 'var' / 'tutorpulse.db'}")
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    temporal_task_queue: str = "tutorpulse"
+    # Multiplies every workflow timer (SLAs, follow-ups). 1.0 = real time; the demo uses 1/1440 so that
+    # a 48-hour SLA lapses in two minutes.
+    time_scale: float = Field(default=1.0, gt=0)
+    rules_dir: Path = PROJECT_ROOT / "rules"
+    var_dir: Path = PROJECT_ROOT / "var"
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    # Sessions that a tutor workflow has not evaluated this long after ingestion are re-signalled by the sweep.
+    sweep_interval_seconds: int = 60
+    sweep_grace_seconds: int = 30
+    # Live synthetic feed (demo): how often a tick runs and the daily volume it simulates.
+    synth_seed: int = 7
+    synth_tick_seconds: int = 15
+    synth_sessions_per_day: int = 3000
+    synth_tutors: int = 250
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalise(cls, v: str) -> str:
+        return normalise_database_url(v)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

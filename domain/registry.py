@@ -1,0 +1,21 @@
+"""Imports every table so SQLModel.metadata is complete (Alembic and test fixtures use it)."""
+from sqlmodel import SQLModel
+
+from domain.audit.models import AuditLog
+from domain.events.models import TutorEvent
+from domain.feedback.models import StudentFeedback
+from domain.interventions.models import Intervention, OutboxMessage
+from domain.metrics.models import TutorPerformanceMetric
+from domain.scoring.models import ChurnPrediction
+from domain.sessions.models import TutoringSession
+from domain.students.models import Student
+from domain.tutors.models import Tutor
+from domain.users.models import User
+from synth.models import SynthWorld
+
+metadata = SQLModel.metadata
+
+__all__ = [
+    "AuditLog", "ChurnPrediction", "Intervention", "OutboxMessage", "Student", "StudentFeedback",
+    "SynthWorld", "Tutor", "TutorEvent", "TutorPerformanceMetric", "TutoringSession", "User", "metadata",
+]

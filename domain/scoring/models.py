@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from core.types import UTCDateTime, utcnow
+
+
+class RiskLevel(StrEnum):
+    low = "Low"
+    medium = "Medium"
+    high = "High"
+    critical = "Critical"
+
+
+class ChurnPrediction(SQLModel, table=True):
+    """One row per tutor and UTC day (the daily history H1's "for 7+ days" needs); updated in place."""
+
+    __tablename__ = "churn_predictions"
+    __table_args__ = (UniqueConstraint("tutor_id", "prediction_date", name="uq_prediction_tutor_day"),)
+
+    prediction_id: int | None = Field(default=None, primary_key=True)
+    tutor_id: str = Field(foreign_key="tutors.tutor_id", max_length=64, index=True)
+    prediction_date: date = Field(index=True)
+    as_of: datetime = Field(sa_type=UTCDateTime)
+    churn_score: float
+    risk_level: str = Field(max_length=10, index=True)
+    window_1day_probability: float | None = None
+    window_7day_probability: float | None = None
+    window_30day_probability: float | None = None
+    window_90day_probability: float | None = None
+    # Each component's 0-100 score and its weighted contribution, so a score can be explained.
+    contributing_factors: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    flags: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    model_version: str = Field(max_length=60)
+    rules_version: str | None = Field(default=None, max_length=40)
+    rules_hash: str | None = Field(default=None, max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+
+from sqlalchemy import JSON, Column
+from sqlmodel import Field, SQLModel
+
+from core.types import UTCDateTime, utcnow
+
+
+class TutorStatus(StrEnum):
+    active = "active"
+    inactive = "inactive"
+    churned = "churned"
+
+
+class Archetype(StrEnum):
+    high_performer = "high_performer"
+    at_risk = "at_risk"
+    new = "new"
+    steady = "steady"
+    churner = "churner"
+
+
+class Tutor(SQLModel, table=True):
+    """Enum-like columns are plain strings (values of the enums above): portable across SQLite and PostgreSQL."""
+
+    __tablename__ = "tutors"
+
+    tutor_id: str = Field(primary_key=True, max_length=64)
+    name: str = Field(max_length=200)
+    email: str = Field(max_length=254)
+    onboarding_date: date
+    status: str = Field(default=TutorStatus.active.value, max_length=16, index=True)
+    subjects: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    education_level: str | None = Field(default=None, max_length=64)
+    location: str | None = Field(default=None, max_length=120)
+    baseline_sessions_per_week: float = 15.0
+    # Synthetic data only: the archetype the simulation started the tutor in. Never a model feature.
+    behavioral_archetype: str | None = Field(default=None, max_length=32)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlmodel import Field, SQLModel
+
+from core.types import UTCDateTime, utcnow
+
+
+class SynthWorld(SQLModel, table=True):
+    """The parameters a simulated world was built from, so the live feed continues the backfill's world."""
+
+    __tablename__ = "synth_world"
+
+    world_id: int | None = Field(default=None, primary_key=True)
+    seed: int
+    epoch: datetime = Field(sa_type=UTCDateTime)  # business time the simulation starts at (backfill start)
+    n_tutors: int
+    sessions_per_day: int
+    last_tick_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

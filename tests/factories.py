@@ -1,0 +1,50 @@
+"""Small hand-made records for tests that need exact control (the synthetic engine builds the big worlds)."""
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from core.db import session_scope
+from domain.students.models import Student
+from domain.tutors.models import Tutor
+
+NOW = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
+
+
+def seed_people(engine: Engine, *, tutors: int = 2, students: int = 3, onboarded: date = date(2026, 1, 5)) -> None:
+    with session_scope(engine) as db:
+        for i in range(1, tutors + 1):
+            db.add(Tutor(tutor_id=f"tutor_{i}", name=f"Tutor {i}", email=f"t{i}@example.test", onboarding_date=onboarded,
+                         subjects=["Mathematics"], baseline_sessions_per_week=15))
+        for i in range(1, students + 1):
+            db.add(Student(student_id=f"student_{i}", name=f"Student {i}", age=15, grade_level="10",
+                           subjects_interested=["Mathematics"]))
+
+
+def session_payload(n: int = 1, *, tutor: str = "tutor_1", student: str = "student_1", at: datetime = NOW,
+                    **overrides: Any) -> dict[str, Any]:
+    start = at - timedelta(hours=n)
+    body = {
+        "session_id": f"sess_{tutor}_{n}", "tutor_id": tutor, "student_id": student, "session_number": n,
+        "scheduled_start": start.isoformat(), "actual_start": (start + timedelta(minutes=2)).isoformat(),
+        "duration_minutes": 60, "subject": "Mathematics", "session_type": "1-on-1",
+        "tutor_initiated_reschedule": False, "no_show": False, "late_start_minutes": 2,
+        "engagement_score": 0.8, "student_rating": 4.5, "learning_objectives_met": True, "technical_issues": False,
+    }
+    body.update(overrides)
+    return body
+
+
+def feedback_payload(session: dict[str, Any], **overrides: Any) -> dict[str, Any]:
+    body = {
+        "feedback_id": f"fb_{session['session_id']}", "session_id": session["session_id"],
+        "student_id": session["student_id"], "tutor_id": session["tutor_id"], "overall_rating": 4,
+        "first_session": session["session_number"] == 1,
+        "ratings": {"subject_knowledge": 5, "communication": 4, "patience": 5, "engagement": 3, "helpfulness": 4},
+        "would_recommend": True, "free_text_feedback": "Clear explanations.",
+        "timestamp": (datetime.fromisoformat(session["scheduled_start"]) + timedelta(minutes=70)).isoformat(),
+    }
+    body.update(overrides)
+    return body

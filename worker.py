@@ -1,0 +1,61 @@
+"""The composition root: wires the database, settings and Temporal client into activities and runs the worker.
+
+Scale out by starting more of these on the same task queue (one per machine or core).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.evaluation import EvaluationActivities, SweepActivities
+from activities.interventions import InterventionActivities
+from activities.synth import SynthActivities
+from core.config import Settings, get_settings
+from core.db import get_engine
+from core.temporal import connect
+from workflows.intervention import InterventionWorkflow
+from workflows.periodic import SweepWorkflow, SynthTickWorkflow
+from workflows.schedules import ensure_sweep_schedule
+from workflows.tutor_lifecycle import TutorLifecycleWorkflow
+
+WORKFLOWS = [TutorLifecycleWorkflow, InterventionWorkflow, SweepWorkflow, SynthTickWorkflow]
+
+
+def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecutor, *, task_queue: str | None = None) -> Worker:
+    engine = get_engine(settings.database_url)
+    evaluation = EvaluationActivities(engine=engine, settings=settings)
+    interventions = InterventionActivities(engine=engine)
+    sweep = SweepActivities(engine=engine, settings=settings, client=client)
+    synth = SynthActivities(engine=engine, settings=settings, client=client)
+    return Worker(
+        client,
+        task_queue=task_queue or settings.temporal_task_queue,
+        workflows=WORKFLOWS,
+        activities=[
+            evaluation.evaluate_tutor, evaluation.decide_interventions, sweep.resignal_pending, synth.run_synth_tick,
+            interventions.record_intervention, interventions.send_tutor_message,
+            interventions.escalate_intervention, interventions.complete_intervention,
+        ],
+        # SQL and durable-rules are synchronous: they run on this pool, off the event loop.
+        activity_executor=executor,
+        max_concurrent_activities=8,
+    )
+
+
+async def run_worker(settings: Settings | None = None) -> None:
+    settings = settings or get_settings()
+    client = await connect(settings)
+    await ensure_sweep_schedule(client, settings)
+    with ThreadPoolExecutor(max_workers=8) as executor:
+        worker = build_worker(client, settings, executor)
+        logging.getLogger(__name__).info("worker polling %s on %s", settings.temporal_task_queue, settings.temporal_address)
+        await worker.run()
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(run_worker())
