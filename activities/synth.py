@@ -16,7 +16,6 @@ from core.types import utcnow
 from domain.events.service import ingest_events
 from domain.feedback.service import ingest_feedback
 from domain.sessions.service import ingest_sessions
-from synth.live import generate_tick
 from synth.models import SynthWorld
 from workflows.inputs import SynthTickInput, SynthTickResult
 
@@ -29,6 +28,8 @@ class SynthActivities:
 
     def _tick(self) -> tuple[SynthTickResult, dict[str, list[str]]]:
         from sqlalchemy import select
+
+        from synth.live import generate_tick
 
         end = utcnow().replace(microsecond=0)
         with session_scope(self.engine) as db:

@@ -89,7 +89,7 @@ FIRST_SESSION_TENURE_PENALTY = 0.60
 FIRST_SESSION_TENURE_DAYS = 45.0
 
 # Share of a tutor's sessions that start a new pairing (PRD: first sessions are ~10-15% of volume).
-NEW_PAIRING_P = 0.10
+NEW_PAIRING_P = 0.11
 NEW_TUTOR_NEW_PAIRING_P = 0.30
 
 TUTOR_INITIATED_RESCHEDULE_SHARE = 0.982  # PRD Pattern 2

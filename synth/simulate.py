@@ -179,7 +179,7 @@ def _tutor_piece(world: World, t: WorldTutor, c: Condition, day: datetime, a: da
         subject = next((s for s in t.subjects if s in wanted), t.subjects[0])
         comment = None
         if tx:
-            comment = text.comment(ra, pk[0], subject=subject, late=lt > 5, technical=te, first_session=fi)
+            comment = text.comment(ov, pk[0], subject=subject, late=lt > 5, technical=te, first_session=fi)
         actual = None if ns else start + timedelta(minutes=lt)
         out.sessions.append(SessionIn(
             session_id=sid, tutor_id=tid, student_id=student, session_number=numbers[j], scheduled_start=start,

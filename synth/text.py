@@ -6,6 +6,8 @@ what a text model would learn from, so a mismatch here would teach it the wrong 
 """
 from __future__ import annotations
 
+import math
+
 OPENERS: dict[int, tuple[str, ...]] = {
     5: ("Great session, very helpful!", "Excellent tutor, explained everything clearly.",
         "Amazing session, I finally understand {subject}.", "Best tutoring session I've had.",
@@ -40,8 +42,8 @@ IMPROVEMENT_AREAS = ("Tutor was late", "Tutor seemed unprepared", "Didn't explai
 
 
 def band(rating: float) -> int:
-    """The 1-5 star band a (possibly fractional) rating falls in."""
-    return max(1, min(5, int(round(rating))))
+    """The 1-5 star band a (possibly fractional) rating falls in; halves round up, as students read stars."""
+    return max(1, min(5, math.floor(rating + 0.5)))
 
 
 def comment(rating: float, pick: int, *, subject: str, late: bool = False, technical: bool = False,

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from functools import cached_property
 from datetime import UTC, date, datetime, time, timedelta
+from functools import cached_property
 
 import numpy as np
 from faker import Faker
@@ -236,7 +236,7 @@ def build_world(seed: int, n_tutors: int, epoch: datetime, span_days: int) -> Wo
         if kind is Archetype.at_risk:
             decline_start = horizon + timedelta(days=span(arch.AT_RISK_DECLINE_START, u[i, 0]))
             decline_end = decline_start + timedelta(days=span(arch.AT_RISK_DECLINE_LENGTH, u[i, 1]))
-        elif kind is Archetype.churner:
+        elif prof.trajectory.churns:
             window = arch.CHURN_DAY_FUTURE if u[i, 2] < arch.CHURN_IN_FUTURE_SHARE else arch.CHURN_DAY_PAST
             churn_at = _midnight((horizon + timedelta(days=span(window, u[i, 0]))).date())
             decline_end = churn_at
@@ -271,7 +271,8 @@ def build_world(seed: int, n_tutors: int, epoch: datetime, span_days: int) -> Wo
     for t in tutors:
         t.candidates = np.flatnonzero(overlap[:, t.index])
         tenure_at_epoch = (epoch - _midnight(t.onboarding_date)) / DAY
-        size = int(round(t.baseline_sessions_per_week * (1.5 + 1.5 * roster_u[t.index]) * min(1.0, max(0.0, tenure_at_epoch) / 60)))
+        # Roster grows with tenure; a tutor onboarded after the epoch starts with nobody.
+        size = round(t.baseline_sessions_per_week * (1.5 + 1.5 * roster_u[t.index]) * min(1.0, max(0.0, tenure_at_epoch) / 60))
         # A per-tutor stream, so one tutor's roster size never shifts another's draws.
         trng = np.random.default_rng([seed, t.index, 0x9E57])
         picked = trng.choice(t.candidates, size=min(size, len(t.candidates)), replace=False) if size else []

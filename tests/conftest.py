@@ -101,3 +101,20 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
 def activity_executor() -> Iterator[ThreadPoolExecutor]:
     with ThreadPoolExecutor(max_workers=8) as pool:
         yield pool
+
+
+@pytest.fixture
+async def temporal_client(temporal_env: WorkflowEnvironment, settings: Settings) -> AsyncIterator:
+    """The session server's client; running workflows of this test's task queue are terminated afterwards.
+
+    Workflow ids are business keys (tutor-<id>), so without this a later test's signal-with-start for the
+    same tutor would reach a workflow still bound to an earlier test's (now worker-less) task queue.
+    """
+    client = temporal_env.client
+    yield client
+    query = f"TaskQueue = '{settings.temporal_task_queue}' AND ExecutionStatus = 'Running'"
+    async for execution in client.list_workflows(query):
+        try:
+            await client.get_workflow_handle(execution.id, run_id=execution.run_id).terminate("test finished")
+        except Exception:  # noqa: BLE001, S110 - it may have finished meanwhile
+            pass

@@ -13,14 +13,18 @@ from domain.tutors.models import Tutor
 NOW = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
 
 
-def seed_people(engine: Engine, *, tutors: int = 2, students: int = 3, onboarded: date = date(2026, 1, 5)) -> None:
+def seed_people(engine: Engine, *, tutors: int = 2, students: int = 3, onboarded: date = date(2026, 1, 5),
+                tag: str = "") -> list[str]:
+    """Tutors tutor_1.. (or tutor_<tag>_1.. where tests share one Temporal server) and students student_1..."""
+    ids = [f"tutor_{tag}_{i}" if tag else f"tutor_{i}" for i in range(1, tutors + 1)]
     with session_scope(engine) as db:
-        for i in range(1, tutors + 1):
-            db.add(Tutor(tutor_id=f"tutor_{i}", name=f"Tutor {i}", email=f"t{i}@example.test", onboarding_date=onboarded,
+        for i, tutor_id in enumerate(ids, start=1):
+            db.add(Tutor(tutor_id=tutor_id, name=f"Tutor {i}", email=f"t{i}@example.test", onboarding_date=onboarded,
                          subjects=["Mathematics"], baseline_sessions_per_week=15))
         for i in range(1, students + 1):
             db.add(Student(student_id=f"student_{i}", name=f"Student {i}", age=15, grade_level="10",
                            subjects_interested=["Mathematics"]))
+    return ids
 
 
 def session_payload(n: int = 1, *, tutor: str = "tutor_1", student: str = "student_1", at: datetime = NOW,
