@@ -8,6 +8,7 @@ from datetime import timedelta
 from sqlalchemy.engine import Engine
 from temporalio import activity
 from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
 
 from core.config import Settings
 from core.db import session_scope
@@ -16,7 +17,7 @@ from core.types import utcnow
 from domain.events.service import ingest_events
 from domain.feedback.service import ingest_feedback
 from domain.sessions.service import ingest_sessions
-from synth.models import SynthWorld
+from synth.live import SynthWorldMissing, generate_tick, latest_world
 from workflows.inputs import SynthTickInput, SynthTickResult
 
 
@@ -27,17 +28,12 @@ class SynthActivities:
     client: Client
 
     def _tick(self) -> tuple[SynthTickResult, dict[str, list[str]]]:
-        from sqlalchemy import select
-
-        from synth.live import generate_tick
-
         end = utcnow().replace(microsecond=0)
         with session_scope(self.engine) as db:
-            world = db.execute(select(SynthWorld).order_by(SynthWorld.world_id.desc()).limit(1)).scalar_one_or_none()
-            if world is None:
-                raise RuntimeError("no synthetic world: run `tutorpulse synth backfill` first")
-            # A tick covers everything since the last one, so a stopped feed resumes without gaps (capped at a day).
-            start = max(world.last_tick_at or end - timedelta(seconds=self.settings.synth_tick_seconds), end - timedelta(days=1))
+            world = latest_world(db)
+            # A tick covers everything since the last one, so a stopped feed resumes without gaps. The catch-up is
+            # capped (a week) so one tick after a long pause stays a bounded amount of work.
+            start = max(world.last_tick_at or end - timedelta(seconds=self.settings.synth_tick_seconds), end - timedelta(days=7))
         batch = generate_tick(self.engine, tick_start=start, tick_end=end)
         with session_scope(self.engine) as db:
             created = ingest_sessions(db, batch.sessions, many=True) if batch.sessions else []
@@ -45,14 +41,16 @@ class SynthActivities:
                 ingest_feedback(db, batch.feedback, many=True)
             if batch.events:
                 ingest_events(db, batch.events, many=True)
-            world = db.execute(select(SynthWorld).order_by(SynthWorld.world_id.desc()).limit(1)).scalar_one()
-            world.last_tick_at = end
+            latest_world(db).last_tick_at = end
         new = {r.id for r in created if r.status == "created"}
         by_tutor = group_by_tutor((s.tutor_id, s.session_id) for s in batch.sessions if s.session_id in new)
         return SynthTickResult(sessions=len(new), feedback=len(batch.feedback), events=len(batch.events)), by_tutor
 
     @activity.defn
     async def run_synth_tick(self, _inp: SynthTickInput) -> SynthTickResult:
-        result, by_tutor = await asyncio.to_thread(self._tick)
+        try:
+            result, by_tutor = await asyncio.to_thread(self._tick)
+        except SynthWorldMissing as exc:
+            raise ApplicationError(str(exc), non_retryable=True) from None
         await notify_sessions_ingested(self.client, by_tutor, task_queue=self.settings.temporal_task_queue)
         return result

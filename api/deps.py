@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterator
 from typing import Annotated
 
@@ -31,15 +32,22 @@ def get_db(request: Request) -> Iterator[Session]:
         yield db
 
 
+RECONNECT_AFTER_SECONDS = 10.0
+
+
 async def get_temporal(request: Request) -> Client | None:
-    """The shared client, reconnecting lazily: the API serves reads while Temporal is down."""
+    """The shared client, reconnecting lazily: the API serves reads while Temporal is down.
+
+    After a failed attempt, requests get None at once for a few seconds instead of each waiting on a connect.
+    """
     state = request.app.state
-    if state.temporal is None:
+    if state.temporal is None and time.monotonic() >= getattr(state, "temporal_retry_at", 0.0):
         async with state.temporal_lock:
-            if state.temporal is None:
+            if state.temporal is None and time.monotonic() >= getattr(state, "temporal_retry_at", 0.0):
                 try:
                     state.temporal = await asyncio.wait_for(connect(state.settings), timeout=3)
                 except Exception:  # noqa: BLE001 - callers degrade (pending + sweep), they do not fail
+                    state.temporal_retry_at = time.monotonic() + RECONNECT_AFTER_SECONDS
                     log.warning("Temporal at %s unreachable", state.settings.temporal_address)
     return state.temporal
 

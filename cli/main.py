@@ -53,18 +53,18 @@ def _backfill(args: argparse.Namespace) -> int:
 
 def _synth_live(args: argparse.Namespace) -> int:
     from core.temporal import connect
-    from workflows.schedules import SYNTH_SCHEDULE_ID, ensure_synth_schedule
+    from workflows.schedules import ensure_synth_schedule, synth_schedule_id
 
     async def run() -> None:
         settings = get_settings()
         client = await connect(settings)
         if args.stop:
-            await client.get_schedule_handle(SYNTH_SCHEDULE_ID).pause(note="stopped from the CLI")
+            await client.get_schedule_handle(synth_schedule_id(settings)).pause(note="stopped from the CLI")
             print("live synthetic feed paused")
         else:
             await ensure_synth_schedule(client, settings)
-            await client.get_schedule_handle(SYNTH_SCHEDULE_ID).unpause()
-            print(f"live synthetic feed: a tick every {settings.synth_tick_seconds}s (schedule {SYNTH_SCHEDULE_ID})")
+            await client.get_schedule_handle(synth_schedule_id(settings)).unpause()
+            print(f"live synthetic feed: a tick every {settings.synth_tick_seconds}s (schedule {synth_schedule_id(settings)})")
 
     asyncio.run(run())
     return 0

@@ -62,7 +62,7 @@ def _world_row(db: Session, world: World, *, n_tutors: int, sessions_per_day: in
     # backfill's span from it (synth_world has no span column), keeping New tutors' onboarding and churn days
     # where the backfill put them. With the default end (now) it is the wall-clock creation time anyway.
     row = SynthWorld(seed=world.seed, epoch=world.epoch, n_tutors=n_tutors, sessions_per_day=sessions_per_day,
-                     last_tick_at=end, created_at=end)
+                     backfill_end=end, last_tick_at=end)
     db.add(row)
     db.flush()
     return row

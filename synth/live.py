@@ -34,8 +34,8 @@ def _world(seed: int, n_tutors: int, epoch: datetime, span_days: int) -> World:
 def world_span_days(row: SynthWorld) -> int:
     """The backfill's span. The world's time anchors (New tutors' onboarding, churn days) hang off the end of
     this span; rebuilding with a span that grows with each tick would slide them along and future churners
-    would never leave. backfill() stores its end in created_at."""
-    return max(1, round((row.created_at - row.epoch) / DAY))
+    would never leave."""
+    return max(1, round((row.backfill_end - row.epoch) / DAY))
 
 
 def latest_world(db: Session) -> SynthWorld:

@@ -15,6 +15,8 @@ class SynthWorld(SQLModel, table=True):
     world_id: int | None = Field(default=None, primary_key=True)
     seed: int
     epoch: datetime = Field(sa_type=UTCDateTime)  # business time the simulation starts at (backfill start)
+    # The backfill's end: the world's time anchors (new tutors' onboarding, churn days) hang off it.
+    backfill_end: datetime = Field(sa_type=UTCDateTime)
     n_tutors: int
     sessions_per_day: int
     last_tick_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

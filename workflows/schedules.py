@@ -20,8 +20,13 @@ from core.config import Settings
 from workflows.inputs import SweepInput, SynthTickInput
 from workflows.periodic import SweepWorkflow, SynthTickWorkflow
 
-SWEEP_SCHEDULE_ID = "tutorpulse-sweep"
-SYNTH_SCHEDULE_ID = "tutorpulse-synth-live"
+def sweep_schedule_id(settings: Settings) -> str:
+    # Per task queue: deployments (or test runs) sharing a Temporal namespace keep their own sweep.
+    return f"tutorpulse-sweep-{settings.temporal_task_queue}"
+
+
+def synth_schedule_id(settings: Settings) -> str:
+    return f"tutorpulse-synth-live-{settings.temporal_task_queue}"
 
 
 async def _ensure(client: Client, schedule_id: str, schedule: Schedule) -> None:
@@ -45,11 +50,11 @@ def _every(seconds: int, action: ScheduleActionStartWorkflow) -> Schedule:
 
 
 async def ensure_sweep_schedule(client: Client, settings: Settings) -> None:
-    await _ensure(client, SWEEP_SCHEDULE_ID, _every(settings.sweep_interval_seconds, ScheduleActionStartWorkflow(
+    await _ensure(client, sweep_schedule_id(settings), _every(settings.sweep_interval_seconds, ScheduleActionStartWorkflow(
         SweepWorkflow.run, SweepInput(grace_seconds=settings.sweep_grace_seconds),
-        id="sweep", task_queue=settings.temporal_task_queue)))
+        id=f"sweep-{settings.temporal_task_queue}", task_queue=settings.temporal_task_queue)))
 
 
 async def ensure_synth_schedule(client: Client, settings: Settings) -> None:
-    await _ensure(client, SYNTH_SCHEDULE_ID, _every(settings.synth_tick_seconds, ScheduleActionStartWorkflow(
-        SynthTickWorkflow.run, SynthTickInput(), id="synth-tick", task_queue=settings.temporal_task_queue)))
+    await _ensure(client, synth_schedule_id(settings), _every(settings.synth_tick_seconds, ScheduleActionStartWorkflow(
+        SynthTickWorkflow.run, SynthTickInput(), id=f"synth-tick-{settings.temporal_task_queue}", task_queue=settings.temporal_task_queue)))

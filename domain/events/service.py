@@ -11,7 +11,7 @@ from core.types import utcnow
 from domain.events.models import TutorEvent
 from domain.events.schemas import TutorEventIn
 from domain.sessions.models import IngestResult
-from domain.sessions.service import _existing_ids, check_references
+from domain.sessions.service import existing_ids, check_references
 from domain.tutors.models import Tutor
 
 
@@ -19,7 +19,7 @@ def ingest_events(db: Session, items: Sequence[TutorEventIn], *, many: bool, now
     now = now or utcnow()
     loc = (lambda i: ["body", i]) if many else (lambda _i: ["body"])
     check_references(db, items, loc_prefix=loc, fields={"tutor_id": Tutor.tutor_id})
-    existing = _existing_ids(db, TutorEvent.event_id, [e.event_id for e in items])
+    existing = existing_ids(db, TutorEvent.event_id, [e.event_id for e in items])
     results, rows = [], []
     for item in items:
         if item.event_id in existing:

@@ -11,15 +11,15 @@ from core.errors import InputError, field_error
 from core.types import utcnow
 from domain.feedback.models import FeedbackIn, StudentFeedback
 from domain.sessions.models import IngestResult, TutoringSession
-from domain.sessions.service import _CHUNK, _existing_ids
+from domain.sessions.service import IN_CHUNK, existing_ids
 
 
 def _sessions_by_id(db: Session, ids: Sequence[str]) -> dict[str, tuple[str, str]]:
     found: dict[str, tuple[str, str]] = {}
     unique = list(dict.fromkeys(ids))
-    for i in range(0, len(unique), _CHUNK):
+    for i in range(0, len(unique), IN_CHUNK):
         stmt = select(TutoringSession.session_id, TutoringSession.tutor_id, TutoringSession.student_id).where(
-            TutoringSession.session_id.in_(unique[i:i + _CHUNK])
+            TutoringSession.session_id.in_(unique[i:i + IN_CHUNK])
         )
         found.update({sid: (tid, stid) for sid, tid, stid in db.execute(stmt)})
     return found
@@ -28,9 +28,12 @@ def _sessions_by_id(db: Session, ids: Sequence[str]) -> dict[str, tuple[str, str
 def ingest_feedback(db: Session, items: Sequence[FeedbackIn], *, many: bool, now: datetime | None = None) -> list[IngestResult]:
     now = now or utcnow()
     loc = (lambda i: ["body", i]) if many else (lambda _i: ["body"])
+    existing = existing_ids(db, StudentFeedback.feedback_id, [f.feedback_id for f in items])
     sessions = _sessions_by_id(db, [f.session_id for f in items])
     errors = []
     for index, item in enumerate(items):
+        if item.feedback_id in existing:
+            continue  # a replay is a no-op, whatever it carries
         ref = sessions.get(item.session_id)
         if ref is None:
             errors.append(field_error([*loc(index), "session_id"], f"unknown session_id '{item.session_id}'", "value_error.unknown_id"))
@@ -41,9 +44,8 @@ def ingest_feedback(db: Session, items: Sequence[FeedbackIn], *, many: bool, now
             errors.append(field_error([*loc(index), "student_id"], f"student_id does not match session '{item.session_id}'"))
     if errors:
         raise InputError(errors)
-    existing = _existing_ids(db, StudentFeedback.feedback_id, [f.feedback_id for f in items])
     # A session takes one feedback: a second feedback_id for the same session is a conflict, not a repeat.
-    taken = _existing_ids(db, StudentFeedback.session_id, [f.session_id for f in items])
+    taken = existing_ids(db, StudentFeedback.session_id, [f.session_id for f in items])
     results, rows = [], []
     for index, item in enumerate(items):
         if item.feedback_id in existing:

@@ -33,6 +33,7 @@ class Intervention(SQLModel, table=True):
     tutor_id: str = Field(foreign_key="tutors.tutor_id", max_length=64, index=True)
     intervention_type: str = Field(max_length=40)
     kind: str = Field(max_length=12)  # automated | human
+    title: str = Field(default="", max_length=120)
     trigger_reason: str = Field(max_length=500)
     recommended_date: datetime = Field(sa_type=UTCDateTime)
     owner_role: str | None = Field(default=None, max_length=20)

@@ -21,7 +21,7 @@ def record_intervention(db: Session, plan: InterventionPlan, *, now: datetime) -
     due = now + timedelta(seconds=plan.sla_seconds) if plan.sla_seconds is not None else None
     row = Intervention(
         intervention_id=plan.intervention_id, tutor_id=plan.tutor_id, intervention_type=plan.intervention_type,
-        kind=plan.kind, trigger_reason=plan.trigger_reason[:500], recommended_date=plan.recommended_at,
+        kind=plan.kind, title=plan.title, trigger_reason=plan.trigger_reason[:500], recommended_date=plan.recommended_at,
         owner_role=plan.owner_role, status=InterventionStatus.pending, due_date=due,
         rules_version=plan.rules_version, rules_hash=plan.rules_hash, matched_rules=plan.matched_rules,
         created_at=now, updated_at=now,
@@ -80,7 +80,8 @@ def list_tasks(db: Session, *, open_only: bool = True, kind: str | None = "human
     total = db.execute(select(func.count()).select_from(Intervention).where(*where)).scalar_one()
     stmt = (
         select(Intervention, Tutor.name).join(Tutor, Tutor.tutor_id == Intervention.tutor_id).where(*where)
-        .order_by(Intervention.escalated_at.is_(None), Intervention.due_date, Intervention.intervention_id)
+        .order_by(Intervention.escalated_at.is_(None), Intervention.due_date.is_(None), Intervention.due_date,
+                  Intervention.intervention_id)
         .limit(limit).offset(offset)
     )
     return [(row, name) for row, name in db.execute(stmt)], total

@@ -15,6 +15,7 @@ class TutoringSession(SQLModel, table=True):
     __table_args__ = (
         Index("ix_sessions_tutor_start", "tutor_id", "scheduled_start"),
         Index("ix_sessions_pending", "evaluated_at", "created_at"),
+        Index("ix_sessions_pair", "tutor_id", "student_id"),
     )
 
     session_id: str = Field(primary_key=True, max_length=64)

@@ -14,14 +14,14 @@ from domain.students.models import Student
 from domain.tutors.models import Tutor
 
 # Keeps IN (...) lists under SQLite's and PostgreSQL's parameter limits.
-_CHUNK = 900
+IN_CHUNK = 900
 
 
-def _existing_ids(db: Session, column, ids: Sequence[str]) -> set[str]:  # noqa: ANN001
+def existing_ids(db: Session, column, ids: Sequence[str]) -> set[str]:  # noqa: ANN001
     found: set[str] = set()
     unique = list(dict.fromkeys(ids))
-    for i in range(0, len(unique), _CHUNK):
-        found.update(db.execute(select(column).where(column.in_(unique[i:i + _CHUNK]))).scalars())
+    for i in range(0, len(unique), IN_CHUNK):
+        found.update(db.execute(select(column).where(column.in_(unique[i:i + IN_CHUNK]))).scalars())
     return found
 
 
@@ -32,7 +32,7 @@ def check_references(db: Session, items: Sequence[SessionIn | object], *, loc_pr
     """
     errors = []
     for attr, column in fields.items():
-        known = _existing_ids(db, column, [getattr(item, attr) for item in items])
+        known = existing_ids(db, column, [getattr(item, attr) for item in items])
         for index, item in enumerate(items):
             value = getattr(item, attr)
             if value not in known:
@@ -49,7 +49,7 @@ def ingest_sessions(db: Session, items: Sequence[SessionIn], *, many: bool, now:
     now = now or utcnow()
     loc = (lambda i: ["body", i]) if many else (lambda _i: ["body"])
     check_references(db, items, loc_prefix=loc, fields={"tutor_id": Tutor.tutor_id, "student_id": Student.student_id})
-    existing = _existing_ids(db, TutoringSession.session_id, [s.session_id for s in items])
+    existing = existing_ids(db, TutoringSession.session_id, [s.session_id for s in items])
     results: list[IngestResult] = []
     rows: list[dict] = []
     for item in items:

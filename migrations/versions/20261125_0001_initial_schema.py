@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 00:37:32.326134
+Create Date: 2026-11-25 00:46:13.441340
 """
 from alembic import op
 import sqlalchemy as sa
@@ -46,6 +46,7 @@ def upgrade() -> None:
     sa.Column('world_id', sa.Integer(), nullable=False),
     sa.Column('seed', sa.Integer(), nullable=False),
     sa.Column('epoch', core.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('backfill_end', core.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('n_tutors', sa.Integer(), nullable=False),
     sa.Column('sessions_per_day', sa.Integer(), nullable=False),
     sa.Column('last_tick_at', core.types.UTCDateTime(timezone=True), nullable=True),
@@ -102,6 +103,7 @@ def upgrade() -> None:
     sa.Column('tutor_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('intervention_type', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
     sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=12), nullable=False),
+    sa.Column('title', sqlmodel.sql.sqltypes.AutoString(length=120), nullable=False),
     sa.Column('trigger_reason', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
     sa.Column('recommended_date', core.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('owner_role', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=True),
@@ -151,6 +153,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('session_id')
     )
     with op.batch_alter_table('sessions', schema=None) as batch_op:
+        batch_op.create_index('ix_sessions_pair', ['tutor_id', 'student_id'], unique=False)
         batch_op.create_index('ix_sessions_pending', ['evaluated_at', 'created_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_sessions_student_id'), ['student_id'], unique=False)
         batch_op.create_index('ix_sessions_tutor_start', ['tutor_id', 'scheduled_start'], unique=False)
@@ -286,6 +289,7 @@ def downgrade() -> None:
         batch_op.drop_index('ix_sessions_tutor_start')
         batch_op.drop_index(batch_op.f('ix_sessions_student_id'))
         batch_op.drop_index('ix_sessions_pending')
+        batch_op.drop_index('ix_sessions_pair')
 
     op.drop_table('sessions')
     with op.batch_alter_table('interventions', schema=None) as batch_op:
