@@ -5,6 +5,7 @@ import argparse
 import asyncio
 import logging
 import sys
+from datetime import datetime
 
 from core.config import get_settings
 
@@ -44,7 +45,7 @@ def _backfill(args: argparse.Namespace) -> int:
     upgrade(settings.database_url)
     report = backfill(get_engine(settings.database_url), days=args.days, seed=args.seed,
                       n_tutors=args.tutors or settings.synth_tutors,
-                      sessions_per_day=args.sessions_per_day or settings.synth_sessions_per_day)
+                      sessions_per_day=args.sessions_per_day or settings.synth_sessions_per_day, end=args.end)
     print(report)
     if not args.no_evaluate:
         asyncio.run(signal_all_tutors(settings, report.tutor_ids))
@@ -76,6 +77,16 @@ def _demo(_args: argparse.Namespace) -> int:
     return run_demo()
 
 
+def _aware_datetime(value: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 timestamp: {value!r}") from None
+    if parsed.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"give a zone, e.g. {value}+00:00")
+    return parsed
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tutorpulse", description="Tutor performance evaluation and retention.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -98,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     bf.add_argument("--seed", type=int, default=get_settings().synth_seed)
     bf.add_argument("--tutors", type=int)
     bf.add_argument("--sessions-per-day", type=int)
+    bf.add_argument("--end", type=_aware_datetime, help="business time the history ends at (ISO 8601 with zone; default now)")
     bf.add_argument("--no-evaluate", action="store_true", help="do not signal tutor workflows afterwards")
     bf.set_defaults(func=_backfill)
     live = synth.add_parser("live", help="start (or --stop) the live feed schedule")

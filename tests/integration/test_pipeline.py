@@ -106,6 +106,16 @@ async def test_session_to_intervention_to_completion(engine: Engine, settings: S
             done = db.get(Intervention, pip)
             assert done.status == "completed" and done.outcome == "improved" and done.notes == "agreed goals"
 
+        # The same through the /queue page's form, as an ops user clicks it.
+        coaching = by_type["H1_coaching_session"].intervention_id
+        page = await api.get("/queue")
+        assert coaching in page.text
+        r = await api.post(f"/queue/{coaching}/complete", data={"outcome": "declined", "notes": "no answer"})
+        assert r.status_code == 303, r.text
+        result = await temporal_env.client.get_workflow_handle_for(InterventionWorkflow.run, coaching).result()
+        assert result.outcome == "declined"
+        assert coaching not in (await api.get("/queue")).text
+
         # A second evaluation (new session) must not start duplicates of the still-open cases.
         before = len(rows)
         r = await api.post("/api/v1/sessions", json=session_payload(20, tutor=t2, student="student_3", at=now))
