@@ -24,6 +24,11 @@ class _RecordingHost(durable.engine.Host):
         super().__init__()
         self.fired: list[str] = []
 
+    def _run(self) -> None:
+        """No background dispatch threads. durable-rules' Host polls every ruleset from two timer threads
+        (queued actions, rule timers) without any lock; racing our own calls into the C engine aborted the
+        process in delete_state. We use neither feature: actions fire synchronously inside post/assert_fact."""
+
     def get_action(self, action_name: str):  # noqa: ANN201 - durable-rules' callback shape
         def _record(_context) -> None:  # noqa: ANN001
             self.fired.append(action_name)
@@ -32,12 +37,13 @@ class _RecordingHost(durable.engine.Host):
 
 
 class DurableRulesEvaluator:
-    """One Host per process (each Host leaks polling threads); rulesets registered once per version name."""
+    """One Host per process, serialised by a lock (the C engine is not thread-safe); rulesets registered once
+    per version name."""
 
     _lock = threading.Lock()
     _host: _RecordingHost | None = None
     _registered: set[str] = set()
-    _sid = itertools.count()
+    _message_id = itertools.count()
 
     @classmethod
     def _get_host(cls) -> _RecordingHost:
@@ -62,31 +68,30 @@ class DurableRulesEvaluator:
 
     @classmethod
     def evaluate(cls, ruleset: str, facts: dict[str, Any], mode: str = "fact") -> list[str]:
-        """Fires rules against one set of facts in a fresh state; returns the fired rule ids in firing order.
+        """Fires rules against one set of facts; returns the fired rule ids in firing order.
 
-        ``fact`` mode fires every matching rule; ``event`` mode fires only the first match.
+        ``fact`` mode fires every matching rule; ``event`` mode fires only the first match (by priority).
+        Every evaluation uses the one session "eval" with a fresh fact id, retracted afterwards: deleting a
+        session's state after a message no rule handled crashes the C engine (segfault), and leaving a session
+        per evaluation runs into its limit of 1024 live sessions (MemoryError).
         """
         clean = {k: v for k, v in facts.items() if v is not None}
         with cls._lock:
             host = cls._get_host()
-            sid = f"eval-{next(cls._sid)}"
             host.fired = []
-            message = {"sid": sid, "id": "facts", **clean}
-            try:
-                if mode == "event":
-                    try:
-                        host.post(ruleset, message)
-                    except durable.engine.MessageNotHandledException:
-                        pass
-                else:
-                    try:
-                        host.assert_fact(ruleset, message)
-                    except durable.engine.MessageNotHandledException:
-                        pass
-            finally:
-                # A unique sid and delete_state: a ruleset holds at most 1024 live sessions.
+            message = {"sid": "eval", "id": f"m{next(cls._message_id)}", **clean}
+            if mode == "event":
                 try:
-                    host.delete_state(ruleset, sid)
-                except Exception:  # noqa: BLE001, S110 - state may not exist when nothing matched
+                    host.post(ruleset, message)  # a matched event is consumed by the rule that fires
+                except durable.engine.MessageNotHandledException:
+                    pass
+            else:
+                try:
+                    host.assert_fact(ruleset, message)
+                except durable.engine.MessageNotHandledException:
+                    pass
+                try:
+                    host.retract_fact(ruleset, message)
+                except durable.engine.MessageNotHandledException:
                     pass
             return list(host.fired)

@@ -1,0 +1,26 @@
+# One image for every role: `tutorpulse api`, `tutorpulse worker`, `tutorpulse db upgrade` (see docker-compose.yml).
+
+# durable-rules ships only an sdist with a C extension, so wheels are built where a compiler exists and the
+# runtime image stays compiler-free.
+FROM python:3.12-slim AS build
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends build-essential \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY . .
+# No [test] extra: the test servers and SMTP sink have no place in production.
+RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+
+FROM python:3.12-slim
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN useradd --create-home --uid 10001 tutorpulse
+COPY --from=build /wheels /wheels
+RUN pip install --no-index --find-links=/wheels tutorpulse && rm -rf /wheels
+USER tutorpulse
+# Settings read ./.env relative to the working directory; nothing is written here when DATABASE_URL is set.
+WORKDIR /home/tutorpulse
+EXPOSE 8000
+CMD ["tutorpulse", "api", "--host", "0.0.0.0"]
