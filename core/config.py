@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # where rules/ ships, installed or checked out
 
 
 def normalise_database_url(url: str) -> str:
@@ -21,15 +21,16 @@ def normalise_database_url(url: str) -> str:
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
-    database_url: str = Field(default=f"sqlite:///{PROJECT_ROOT / 'var' / 'tutorpulse.db'}")
+    # Relative to the working directory (./var), so an installed copy never writes into site-packages.
+    database_url: str = Field(default_factory=lambda: f"sqlite:///{Path.cwd() / 'var' / 'tutorpulse.db'}")
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
     temporal_task_queue: str = "tutorpulse"
     # Multiplies every workflow timer (SLAs, follow-ups). 1.0 = real time; the demo uses 1/1440 so that
     # a 48-hour SLA lapses in two minutes.
     time_scale: float = Field(default=1.0, gt=0)
-    rules_dir: Path = PROJECT_ROOT / "rules"
-    var_dir: Path = PROJECT_ROOT / "var"
+    rules_dir: Path = PACKAGE_ROOT / "rules"
+    var_dir: Path = Field(default_factory=lambda: Path.cwd() / "var")
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     # Sessions that a tutor workflow has not evaluated this long after ingestion are re-signalled by the sweep.

@@ -14,7 +14,8 @@ MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 def alembic_config(database_url: str | None = None) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
-    cfg.set_main_option("sqlalchemy.url", database_url or get_settings().database_url)
+    # Alembic's config interpolates "%": a URL-encoded password (p%40ss) must be escaped to survive.
+    cfg.set_main_option("sqlalchemy.url", (database_url or get_settings().database_url).replace("%", "%%"))
     return cfg
 
 

@@ -20,6 +20,7 @@ from core.config import Settings
 from workflows.inputs import SweepInput, SynthTickInput
 from workflows.periodic import SweepWorkflow, SynthTickWorkflow
 
+
 def sweep_schedule_id(settings: Settings) -> str:
     # Per task queue: deployments (or test runs) sharing a Temporal namespace keep their own sweep.
     return f"tutorpulse-sweep-{settings.temporal_task_queue}"
@@ -34,7 +35,8 @@ async def _ensure(client: Client, schedule_id: str, schedule: Schedule) -> None:
     try:
         await client.create_schedule(schedule_id, schedule)
     except ScheduleAlreadyRunningError:
-        async def _replace(_inp: ScheduleUpdateInput) -> ScheduleUpdate:
+        async def _replace(inp: ScheduleUpdateInput) -> ScheduleUpdate:
+            schedule.state = inp.description.schedule.state  # an operator's pause survives a worker restart
             return ScheduleUpdate(schedule=schedule)
 
         await client.get_schedule_handle(schedule_id).update(_replace)
