@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from concurrent.futures import ThreadPoolExecutor
 
 from temporalio.client import Client
@@ -50,10 +51,16 @@ async def run_worker(settings: Settings | None = None) -> None:
     settings = settings or get_settings()
     client = await connect(settings)
     await ensure_sweep_schedule(client, settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        # Graceful: stop polling, let running activities finish, then exit (a kill -9 is recovered by timeouts).
+        loop.add_signal_handler(sig, stop.set)
     with ThreadPoolExecutor(max_workers=8) as executor:
-        worker = build_worker(client, settings, executor)
-        logging.getLogger(__name__).info("worker polling %s on %s", settings.temporal_task_queue, settings.temporal_address)
-        await worker.run()
+        async with build_worker(client, settings, executor):
+            logging.getLogger(__name__).info("worker polling %s on %s", settings.temporal_task_queue, settings.temporal_address)
+            await stop.wait()
+        logging.getLogger(__name__).info("worker stopped")
 
 
 if __name__ == "__main__":

@@ -54,7 +54,15 @@ def _temporal_binary() -> str:
     return found
 
 
+def _stop_on_signal(_signum: int, _frame) -> None:  # noqa: ANN001
+    raise KeyboardInterrupt
+
+
 def run_demo() -> int:
+    # Ctrl-C and a plain `kill` both stop everything cleanly, even when started from a shell that ignores SIGINT
+    # for background jobs.
+    signal.signal(signal.SIGINT, _stop_on_signal)
+    signal.signal(signal.SIGTERM, _stop_on_signal)
     os.environ.setdefault("TIME_SCALE", DEMO_TIME_SCALE)
     get_settings.cache_clear()
     settings = get_settings()
