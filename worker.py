@@ -18,6 +18,8 @@ from activities.synth import SynthActivities
 from core.config import Settings, get_settings
 from core.db import get_engine
 from core.temporal import connect
+from rules.interventions import active_intervention_rules
+from rules.scoring import active_scoring_rules
 from workflows.intervention import InterventionWorkflow
 from workflows.periodic import SweepWorkflow, SynthTickWorkflow
 from workflows.schedules import ensure_sweep_schedule
@@ -49,6 +51,9 @@ def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecuto
 
 async def run_worker(settings: Settings | None = None) -> None:
     settings = settings or get_settings()
+    # Fail fast on a broken rules file: name the file, line and rule now rather than retrying activities forever.
+    active_scoring_rules(settings.rules_dir)
+    active_intervention_rules(settings.rules_dir)
     client = await connect(settings)
     await ensure_sweep_schedule(client, settings)
     stop = asyncio.Event()

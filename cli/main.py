@@ -71,6 +71,28 @@ def _synth_live(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rules_check(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from rules.interventions import load_intervention_rules
+    from rules.loader import RulesError
+    from rules.scoring import load_scoring_rules
+
+    rules_dir = get_settings().rules_dir
+    paths = [Path(p) for p in args.files] or [rules_dir / "scoring.yaml", rules_dir / "interventions.yaml"]
+    failed = 0
+    for path in paths:
+        loader = load_scoring_rules if "scoring" in path.name else load_intervention_rules
+        try:
+            rules = loader(path)
+        except (RulesError, OSError) as exc:
+            failed += 1
+            print(f"INVALID {path}\n{exc}", file=sys.stderr)
+            continue
+        print(f"ok {path}: {rules.version_label} sha256:{rules.hash[:12]}")
+    return 1 if failed else 0
+
+
 def _demo(_args: argparse.Namespace) -> int:
     from cli.demo import run_demo
 
@@ -102,6 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
     up = db.add_parser("upgrade", help="apply migrations")
     up.add_argument("--revision", default="head")
     up.set_defaults(func=_db_upgrade)
+
+    rules = sub.add_parser("rules", help="rules files").add_subparsers(dest="rules_command", required=True)
+    check = rules.add_parser("check", help="validate rules files (schema, fields, actions, compile, golden tests)")
+    check.add_argument("files", nargs="*", help="files to check (default: the active ones in rules/)")
+    check.set_defaults(func=_rules_check)
 
     synth = sub.add_parser("synth", help="synthetic data").add_subparsers(dest="synth_command", required=True)
     bf = synth.add_parser("backfill", help="simulate N days of history and ingest it")

@@ -49,3 +49,14 @@ def test_db_upgrade_and_backfill_are_deterministic_and_idempotent(tmp_path: Path
     assert bad.returncode == 2 and "invalid int value" in bad.stderr
     naive = run(["synth", "backfill", "--end", "2026-11-01T00:00"], env)
     assert naive.returncode == 2 and "give a zone" in naive.stderr
+
+
+def test_rules_check_reports_the_line_and_exits_non_zero(tmp_path: Path) -> None:
+    ok = run(["rules", "check"], {})
+    assert ok.returncode == 0 and "tutor_interventions@v1" in ok.stdout and "churn_scoring@v1" in ok.stdout
+    broken = tmp_path / "interventions.yaml"
+    text = (ROOT / "rules" / "interventions.yaml").read_text()
+    broken.write_text(text.replace("op: gt, value: 0}", "op: gt, value: zero}", 1))
+    bad = run(["rules", "check", str(broken)], {})
+    line = next(i for i, s in enumerate(broken.read_text().splitlines(), 1) if "value: zero" in s)
+    assert bad.returncode == 1 and f"{broken}:{line}" in bad.stderr and "'zero' is not a number" in bad.stderr
