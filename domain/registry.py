@@ -12,10 +12,11 @@ from domain.students.models import Student
 from domain.tutors.models import Tutor
 from domain.users.models import User
 from synth.models import SynthWorld
+from synth.truth import TruthTransition, TruthTutor
 
 metadata = SQLModel.metadata
 
 __all__ = [
     "AuditLog", "ChurnPrediction", "Intervention", "OutboxMessage", "Student", "StudentFeedback",
-    "SynthWorld", "Tutor", "TutorEvent", "TutorPerformanceMetric", "TutoringSession", "User", "metadata",
+    "SynthWorld", "TruthTransition", "TruthTutor", "Tutor", "TutorEvent", "TutorPerformanceMetric", "TutoringSession", "User", "metadata",
 ]

@@ -7,7 +7,8 @@ from core.db import get_engine
 from core.migrate import downgrade, upgrade
 
 TABLES = {"tutors", "students", "sessions", "student_feedback", "tutor_events", "tutor_performance_metrics",
-          "churn_predictions", "interventions", "users", "audit_log", "outbox", "synth_world"}
+          "churn_predictions", "interventions", "users", "audit_log", "outbox", "synth_world",
+          "synth_truth_tutors", "synth_truth_transitions"}
 
 
 def test_history_round_trips(db_url: str) -> None:
