@@ -227,15 +227,17 @@ def _open_actions(db: Session, tutor_ids: list[str]) -> dict[str, list[Recommend
 
 def explain(flags: list[dict[str, Any]] | None, factors: dict[str, Any] | None, score: float,
             *, top: int = 2) -> list[str]:
-    """Plain-words reasons: each flag with its evidence, then the ``top`` largest score contributions."""
+    """Plain-words reasons: each flag's summary, then the ``top`` largest component contributions."""
     reasons = []
     for flag in flags or []:
         if not isinstance(flag, dict) or not flag.get("name"):
             continue
         name = _plain_words(str(flag["name"])).capitalize()
-        reasons.append(f"{name}: {flag['evidence']}" if flag.get("evidence") else name)
+        reasons.append(f"{name}: {flag['summary']}" if flag.get("summary") else name)
     contributions = []
     for name, factor in (factors or {}).items():
+        if name.startswith("pattern_"):
+            continue  # the flags above already say it, in words
         # The documented shape is {"score", "contribution"}; a bare number (the PRD's example) is a contribution.
         value = factor.get("contribution") if isinstance(factor, dict) else factor
         if isinstance(value, int | float) and value > 0:

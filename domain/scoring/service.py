@@ -14,10 +14,12 @@ class Flag:
     name: str
     triggered_at: datetime
     bump: float
+    summary: str  # the reason in plain words, as an ops user reads it
     evidence: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "triggered_at": self.triggered_at.isoformat(), "bump": self.bump, "evidence": self.evidence}
+        return {"name": self.name, "triggered_at": self.triggered_at.isoformat(), "bump": self.bump,
+                "summary": self.summary, "evidence": self.evidence}
 
 
 @dataclass(frozen=True)
@@ -89,12 +91,15 @@ def detect_patterns(history: History, *, as_of: datetime, rules: ScoringRuleSet)
         or s.late_start_minutes > p.poor_first_session.late_start_over_minutes)]
     if poor:
         flags.append(Flag("poor_first_session", poor[0].scheduled_start, p.poor_first_session.bump,
+                          f"{len(poor)} poor first session{'s' if len(poor) > 1 else ''} in {p.poor_first_session.lookback_days} days "
+                          f"(rated < {p.poor_first_session.rating_below:g} or > {p.poor_first_session.late_start_over_minutes} min late)",
                           {"session_ids": [s.session_id for s in poor]}))
 
     window = in_window(history, as_of=as_of, days=p.high_reschedule.window_days).sessions
     resched = [s for s in window if s.rescheduled]
     if len(resched) > p.high_reschedule.more_than:
         flags.append(Flag("high_reschedule", resched[p.high_reschedule.more_than].scheduled_start, p.high_reschedule.bump,
+                          f"{len(resched)} tutor-initiated reschedules in {p.high_reschedule.window_days} days",
                           {"session_ids": [s.session_id for s in resched], "count": len(resched)}))
 
     ns = p.no_show_risk
@@ -105,7 +110,9 @@ def detect_patterns(history: History, *, as_of: datetime, rules: ScoringRuleSet)
     logins_before = len(in_window(history, as_of=as_of, days=half, offset_days=half).logins)
     login_decline = 1 - logins_now / logins_before if logins_before else 0.0
     if len(no_shows) > ns.no_shows_over or (login_decline > ns.login_decline_over and len(no_shows) > ns.missed_over):
+        logins = f", logins down {login_decline:.0%}" if login_decline > 0 else ""
         flags.append(Flag("no_show_risk", no_shows[0].scheduled_start if no_shows else as_of, ns.bump,
+                          f"{len(no_shows)} no-show{'s' if len(no_shows) != 1 else ''} in {ns.window_days} days{logins}",
                           {"session_ids": [s.session_id for s in no_shows], "login_decline": round(login_decline, 2)}))
     return flags
 

@@ -78,8 +78,9 @@ def _seed(db: Session) -> None:
                         is_first_session=True, submitted_at=NOW - 5 * DAY),
         _prediction("t1", 40, 45, RiskLevel.medium),
         _prediction("t1", 1, 82, RiskLevel.critical,
-                    flags=[{"name": "no_show_risk", "evidence": "3 no-shows in 7 days"}],
+                    flags=[{"name": "no_show_risk", "summary": "3 no-shows in 7 days", "evidence": {"session_ids": ["s9"]}}],
                     contributing_factors={"engagement_decline": {"score": 70, "contribution": 21.0},
+                                          "pattern_no_show_risk": {"score": 100, "contribution": 25.0},
                                           "reschedule_pattern": {"score": 60, "contribution": 15.4},
                                           "rating_trend": {"score": 20, "contribution": 4.0}}),
         _prediction("t2", 5, 75, RiskLevel.critical), _prediction("t2", 1, 68, RiskLevel.high),
@@ -170,6 +171,7 @@ def test_home_shows_kpis_alerts_and_queue(client):
     assert "No show risk: 3 no-shows in 7 days" in critical
     assert "engagement decline contributed 21 of 82" in critical
     assert "reschedule pattern contributed 15 of 82" in critical and "rating trend" not in critical
+    assert "pattern no show risk" not in critical and "s9" not in critical  # said once, in words, not as raw ids
     assert "Retention Interview" in critical
     assert "Old Churner" not in html and "John Smith" not in critical
     assert "Coaching Session" in html.split('id="high-heading"')[1]

@@ -96,7 +96,7 @@ def test_score_bounds_and_risk_levels() -> None:
     assert [RULES.risk_level(s) for s in (0, 25, 25.1, 50, 51, 75, 75.5, 76, 100)] == [
         "Low", "Low", "Medium", "Medium", "High", "High", "Critical", "Critical", "Critical"]
     worst = {name: 100.0 for name in RULES.weights}
-    flags = [scoring.Flag("x", AS_OF, 50)]
+    flags = [scoring.Flag("x", AS_OF, 50, "x happened")]
     s = scoring.churn_score(worst, flags, RULES)
     assert s.churn_score == 100 and s.risk_level == "Critical"
     factors = s.contributing_factors(RULES)
