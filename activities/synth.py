@@ -17,7 +17,9 @@ from core.types import utcnow
 from domain.events.service import ingest_events
 from domain.feedback.service import ingest_feedback
 from domain.sessions.service import ingest_sessions
+from domain.tutors.models import Tutor
 from synth.live import SynthWorldMissing, generate_tick, latest_world
+from synth.store import insert_missing, upsert_truth
 from workflows.inputs import SynthTickInput, SynthTickResult
 
 
@@ -36,6 +38,9 @@ class SynthActivities:
             start = max(world.last_tick_at or end - timedelta(seconds=self.settings.synth_tick_seconds), end - timedelta(days=7))
         batch = generate_tick(self.engine, tick_start=start, tick_end=end)
         with session_scope(self.engine) as db:
+            # Tutors hired in the simulation exist before their first session arrives; ids make both idempotent.
+            insert_missing(db, Tutor, "tutor_id", batch.tutors)
+            upsert_truth(db, batch.truth_tutors, batch.truth_transitions)
             created = ingest_sessions(db, batch.sessions, many=True) if batch.sessions else []
             if batch.feedback:
                 ingest_feedback(db, batch.feedback, many=True)

@@ -6,7 +6,9 @@ import asyncio
 import logging
 import sys
 from datetime import datetime
+from pathlib import Path
 
+from cli.synth_report import add_parser as add_synth_report
 from core.config import get_settings
 
 
@@ -41,11 +43,22 @@ def _backfill(args: argparse.Namespace) -> int:
     from core.migrate import upgrade
     from synth.backfill import backfill
 
+    from rules.loader import RulesError
+    from synth.scenario import load_scenario
+
     settings = get_settings()
+    try:
+        scenario = load_scenario(args.scenario)
+    except RulesError as exc:
+        print(f"INVALID scenario\n{exc}", file=sys.stderr)
+        return 2
+    # A scenario given explicitly sets the volume; otherwise the settings do (the demo's knobs).
+    volume = scenario.scenario.volume if args.scenario else None
     upgrade(settings.database_url)
     report = backfill(get_engine(settings.database_url), days=args.days, seed=args.seed,
-                      n_tutors=args.tutors or settings.synth_tutors,
-                      sessions_per_day=args.sessions_per_day or settings.synth_sessions_per_day, end=args.end)
+                      n_tutors=args.tutors or (volume.n_tutors if volume else settings.synth_tutors),
+                      sessions_per_day=args.sessions_per_day or (volume.sessions_per_day if volume else settings.synth_sessions_per_day),
+                      end=args.end, scenario=args.scenario)
     print(report)
     if not args.no_evaluate:
         asyncio.run(signal_all_tutors(settings, report.tutor_ids))
@@ -137,8 +150,10 @@ def build_parser() -> argparse.ArgumentParser:
     bf.add_argument("--tutors", type=int)
     bf.add_argument("--sessions-per-day", type=int)
     bf.add_argument("--end", type=_aware_datetime, help="business time the history ends at (ISO 8601 with zone; default now)")
+    bf.add_argument("--scenario", type=Path, help="scenario YAML (default: synth/scenarios/default.yaml)")
     bf.add_argument("--no-evaluate", action="store_true", help="do not signal tutor workflows afterwards")
     bf.set_defaults(func=_backfill)
+    add_synth_report(synth)
     live = synth.add_parser("live", help="start (or --stop) the live feed schedule")
     live.add_argument("--stop", action="store_true")
     live.set_defaults(func=_synth_live)

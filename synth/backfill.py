@@ -2,8 +2,9 @@
 
 Going through ingest_sessions/ingest_feedback/ingest_events (rather than bulk-inserting rows) means the
 backfill exercises the production validation and idempotency path: every id is deterministic, so re-running
-with the same seed and end re-generates identical rows and the services store none of them twice.
+with the same seed, scenario and end re-generates identical rows and the services store none of them twice.
 Sessions are left unevaluated (evaluated_at NULL); evaluating "as of" the end is the caller's step.
+The backfill is history before the product existed, so no intervention reaches anyone in it.
 """
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -23,12 +25,14 @@ from domain.feedback.service import ingest_feedback
 from domain.sessions.service import ingest_sessions
 from domain.students.models import Student
 from domain.tutors.models import Tutor
+from synth.agents import Agents
 from synth.models import SynthWorld
+from synth.scenario import load_scenario
 from synth.simulate import simulate
-from synth.world import World, build_world
+from synth.store import CHUNK, insert_missing, upsert_truth
+from synth.world import build_world
 
-CHUNK = 5000
-_ID_CHUNK = 900  # keeps IN (...) under SQLite's parameter limit
+_BAR = 20
 
 
 @dataclass
@@ -38,14 +42,19 @@ class BackfillReport:
     epoch: datetime
     end: datetime
     days: int
+    scenario_path: str = ""
+    scenario_hash: str = ""
     tutors_inserted: int = 0
     students_inserted: int = 0
     sessions_generated: int = 0
     sessions_created: int = 0
     feedback_created: int = 0
     events_created: int = 0
+    truth_rows: int = 0
+    churned: int = 0
+    hired: int = 0
     seconds: float = 0.0
-    tutor_ids: list[str] = field(default_factory=list, repr=False)  # printed reports stay one line
+    tutor_ids: list[str] = field(default_factory=list, repr=False)  # printed reports stay readable
 
     @property
     def rows_created(self) -> int:
@@ -53,31 +62,17 @@ class BackfillReport:
                 + self.events_created)
 
 
-def _world_row(db: Session, world: World, *, n_tutors: int, sessions_per_day: int, end: datetime) -> SynthWorld:
+def _world_row(db: Session, *, seed: int, epoch: datetime, n_tutors: int, sessions_per_day: int,
+               end: datetime) -> SynthWorld:
     """Reuse the row of an identical earlier run, so a re-run does not fork the live feed's world."""
-    for row in db.execute(select(SynthWorld).where(SynthWorld.seed == world.seed, SynthWorld.n_tutors == n_tutors)).scalars():
-        if row.epoch == world.epoch and row.sessions_per_day == sessions_per_day:
+    for row in db.execute(select(SynthWorld).where(SynthWorld.seed == seed, SynthWorld.n_tutors == n_tutors)).scalars():
+        if row.epoch == epoch and row.sessions_per_day == sessions_per_day:
             return row
-    # created_at carries the backfill's end in business time: the live feed rebuilds the world with the
-    # backfill's span from it (synth_world has no span column), keeping New tutors' onboarding and churn days
-    # where the backfill put them. With the default end (now) it is the wall-clock creation time anyway.
-    row = SynthWorld(seed=world.seed, epoch=world.epoch, n_tutors=n_tutors, sessions_per_day=sessions_per_day,
+    row = SynthWorld(seed=seed, epoch=epoch, n_tutors=n_tutors, sessions_per_day=sessions_per_day,
                      backfill_end=end, last_tick_at=end)
     db.add(row)
     db.flush()
     return row
-
-
-def _insert_missing(db: Session, table: type, key: str, rows: list[dict]) -> int:
-    column = getattr(table, key)
-    ids = [r[key] for r in rows]
-    found: set[str] = set()
-    for i in range(0, len(ids), _ID_CHUNK):
-        found.update(db.execute(select(column).where(column.in_(ids[i:i + _ID_CHUNK]))).scalars())
-    fresh = [r for r in rows if r[key] not in found]
-    for i in range(0, len(fresh), CHUNK):
-        db.execute(insert(table), fresh[i:i + CHUNK])
-    return len(fresh)
 
 
 def _ingest(db: Session, ingest: Callable, items: Sequence) -> int:
@@ -87,8 +82,14 @@ def _ingest(db: Session, ingest: Callable, items: Sequence) -> int:
     return created
 
 
+def _bar(done: int, total: int) -> str:
+    filled = round(_BAR * done / total)
+    return "█" * filled + "░" * (_BAR - filled)
+
+
 def backfill(engine: Engine, *, days: int, seed: int, n_tutors: int, sessions_per_day: int,
-             end: datetime | None = None, progress: Callable[[str], None] = print) -> BackfillReport:
+             end: datetime | None = None, progress: Callable[[str], None] = print,
+             scenario: Path | None = None) -> BackfillReport:
     """Simulate ``days`` days ending at ``end`` (default: now, to the minute) and ingest them day by day.
 
     Meant for an empty database or a re-run with the same seed and end; a different world on top of an
@@ -103,20 +104,32 @@ def backfill(engine: Engine, *, days: int, seed: int, n_tutors: int, sessions_pe
     end = end.astimezone(UTC)
     epoch = end - timedelta(days=days)
     started = time.perf_counter()
-    world = build_world(seed, n_tutors, epoch, days)
+    loaded = load_scenario(scenario)
+    world = build_world(seed, n_tutors, epoch, loaded)
+    agents = Agents(world)
+    agents.advance_to((end.date() - world.epoch_day).days + 1)
+    known = [i for i in agents.known_tutors() if agents.day_start(int(agents.onboard_day[i])) < end]
     now = utcnow()
     with session_scope(engine) as db:
-        row = _world_row(db, world, n_tutors=n_tutors, sessions_per_day=sessions_per_day, end=end)
+        row = _world_row(db, seed=seed, epoch=world.epoch, n_tutors=n_tutors, sessions_per_day=sessions_per_day, end=end)
         report = BackfillReport(world_id=row.world_id, seed=seed, epoch=epoch, end=end, days=days,
-                                tutor_ids=[t.tutor_id for t in world.tutors])
-        report.tutors_inserted = _insert_missing(db, Tutor, "tutor_id", world.tutor_rows(now=now))
-        report.students_inserted = _insert_missing(db, Student, "student_id", world.student_rows(now=now))
-    progress(f"world {report.world_id}: {n_tutors} tutors ({report.tutors_inserted} new), "
-             f"{len(world.students)} students ({report.students_inserted} new), {epoch:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M}")
+                                scenario_path=loaded.path, scenario_hash=loaded.hash,
+                                tutor_ids=[world.tutor_id(i) for i in known])
+        # Every tutor who exists by the end goes in first: a hire's sessions must find their tutor row.
+        tutor_rows = [world.tutor_row(i, agents.onboarding_date(i), now=now if i < n_tutors else None) for i in known]
+        report.tutors_inserted = insert_missing(db, Tutor, "tutor_id", tutor_rows)
+        report.students_inserted = insert_missing(db, Student, "student_id", world.student_rows(now=now))
+        truth = agents.truth_rows(row.world_id, end)
+        report.truth_rows = upsert_truth(db, truth, agents.transition_rows(epoch - timedelta(days=1), end))
+        report.churned = sum(r["churned_at"] is not None for r in truth)
+        report.hired = len(known) - n_tutors
+    progress(f"world {report.world_id}: scenario {loaded.path} sha256:{loaded.hash[:12]}; {len(known)} tutors "
+             f"({report.tutors_inserted} new, {report.hired} hired during the span, {report.churned} churned), "
+             f"{len(world.students)} students, {epoch:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M}")
 
     pair_counts: dict[tuple[str, str], int] = {}
     for k in range(days):
-        batch = simulate(world, epoch + timedelta(days=k), epoch + timedelta(days=k + 1),
+        batch = simulate(agents, epoch + timedelta(days=k), epoch + timedelta(days=k + 1),
                          sessions_per_day=sessions_per_day, pair_counts=pair_counts)
         with session_scope(engine) as db:
             created = _ingest(db, ingest_sessions, batch.sessions)
@@ -124,7 +137,8 @@ def backfill(engine: Engine, *, days: int, seed: int, n_tutors: int, sessions_pe
             report.events_created += _ingest(db, ingest_events, batch.events)
         report.sessions_generated += len(batch.sessions)
         report.sessions_created += created
-        progress(f"day {k + 1}/{days}: {len(batch.sessions)} sessions, {len(batch.feedback)} feedback, "
-                 f"{len(batch.events)} events ({created} sessions new)")
+        progress(f"day {k + 1}/{days} {_bar(k + 1, days)} {len(batch.sessions)} sessions, {len(batch.feedback)} "
+                 f"feedback, {len(batch.events)} events ({created} sessions new, "
+                 f"{time.perf_counter() - started:.0f}s)")
     report.seconds = round(time.perf_counter() - started, 2)
     return report

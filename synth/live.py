@@ -1,23 +1,31 @@
 """The live feed: one tick of the backfilled world, continued.
 
-A tick is generated from the stored world parameters and the pairings already in the database, and the
-caller ingests it. Only sessions scheduled *before* the tick count towards the pairings, so a tick retried
-after its first attempt was ingested sees the same state and produces the same rows (a no-op at ingestion).
+A tick rebuilds the agents from the stored world parameters (seed, epoch, headcount) and the interventions
+that reached tutors, replaying every day since the epoch (a few ms a day), and generates the interval. Only
+sessions scheduled *before* the tick count towards the pairings and only interventions delivered before it
+count, so a tick retried after its first attempt was ingested sees the same state and produces the same rows.
+An intervention acts from the day after it is delivered.
 """
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from pathlib import Path
 
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from core.db import session_scope
+from domain.interventions.models import Intervention, InterventionStatus
 from domain.sessions.models import TutoringSession
+from synth.agents import Agents, Delivered
 from synth.models import SynthWorld
+from synth.scenario import LoadedScenario, load_scenario
 from synth.simulate import Batch, simulate
-from synth.world import DAY, World, build_world
+from synth.world import World, build_world
+
+TRUTH_LOOKBACK = timedelta(days=7)  # transitions re-offered per tick: the activity's catch-up cap
 
 
 class SynthWorldMissing(LookupError):
@@ -26,16 +34,16 @@ class SynthWorldMissing(LookupError):
 
 
 @lru_cache(maxsize=2)
-def _world(seed: int, n_tutors: int, epoch: datetime, span_days: int) -> World:
+def _world(seed: int, n_tutors: int, epoch: datetime, scenario: LoadedScenario) -> World:
     # Building the population takes ~1 s (Faker); a tick every 15 s should not pay that each time.
-    return build_world(seed, n_tutors, epoch, span_days)
+    return build_world(seed, n_tutors, epoch, scenario)
 
 
-def world_span_days(row: SynthWorld) -> int:
-    """The backfill's span. The world's time anchors (New tutors' onboarding, churn days) hang off the end of
-    this span; rebuilding with a span that grows with each tick would slide them along and future churners
-    would never leave."""
-    return max(1, round((row.backfill_end - row.epoch) / DAY))
+@lru_cache(maxsize=4)
+def agents_for(seed: int, n_tutors: int, epoch: datetime, scenario: LoadedScenario,
+               delivered: tuple[Delivered, ...]) -> Agents:
+    """The agents of a world given what reached them; cached until a new intervention is delivered."""
+    return Agents(_world(seed, n_tutors, epoch, scenario), delivered)
 
 
 def latest_world(db: Session) -> SynthWorld:
@@ -55,15 +63,37 @@ def pair_counts_before(db: Session, before: datetime) -> dict[tuple[str, str], i
     return {(t, s): int(n) for t, s, n in db.execute(stmt)}
 
 
-def generate_tick(engine: Engine, *, tick_start: datetime, tick_end: datetime) -> Batch:
-    """Sessions, feedback and events for business time [tick_start, tick_end) of the latest world."""
+def delivered_before(db: Session, before: datetime) -> tuple[Delivered, ...]:
+    """Interventions that reached their tutor before ``before``: automated ones once completed (sent), human
+    ones once completed with an outcome (the conversation happened)."""
+    stmt = select(Intervention.intervention_id, Intervention.tutor_id, Intervention.intervention_type,
+                  Intervention.kind, Intervention.outcome, Intervention.completed_date).where(
+        Intervention.status == InterventionStatus.completed.value, Intervention.completed_date.is_not(None),
+        Intervention.completed_date < before)
+    out = [Delivered(iid, tid, kind_type, at) for iid, tid, kind_type, kind, outcome, at in db.execute(stmt)
+           if kind == "automated" or outcome is not None]
+    return tuple(sorted(out, key=lambda d: (d.at, d.intervention_id)))
+
+
+def generate_tick(engine: Engine, *, tick_start: datetime, tick_end: datetime,
+                  scenario: Path | None = None) -> Batch:
+    """Sessions, feedback, events, hired tutors and truth for business time [tick_start, tick_end).
+
+    ``scenario`` must be the one the backfill ran (synth_world does not record it; default: the default).
+    """
     if tick_start.tzinfo is None or tick_end.tzinfo is None:
         raise ValueError("tick_start and tick_end must be timezone-aware")
     tick_start, tick_end = tick_start.astimezone(UTC), tick_end.astimezone(UTC)
     with session_scope(engine) as db:
         row = latest_world(db)
-        seed, n_tutors, epoch, per_day = row.seed, row.n_tutors, row.epoch, row.sessions_per_day
-        span = world_span_days(row)
+        world_id, seed, n_tutors, epoch, per_day = row.world_id, row.seed, row.n_tutors, row.epoch, row.sessions_per_day
         pair_counts = pair_counts_before(db, tick_start)
-    world = _world(seed, n_tutors, epoch, span)
-    return simulate(world, tick_start, tick_end, sessions_per_day=per_day, pair_counts=pair_counts)
+        delivered = delivered_before(db, tick_start)
+    agents = agents_for(seed, n_tutors, epoch.astimezone(UTC), load_scenario(scenario), delivered)
+    batch = simulate(agents, tick_start, tick_end, sessions_per_day=per_day, pair_counts=pair_counts)
+    world = agents.world
+    batch.tutors = [world.tutor_row(i, agents.onboarding_date(i)) for i in agents.known_tutors()
+                    if i >= n_tutors and agents.day_start(int(agents.onboard_day[i])) < tick_end]
+    batch.truth_tutors = agents.truth_rows(world_id, tick_end)
+    batch.truth_transitions = agents.transition_rows(tick_start - TRUTH_LOOKBACK, tick_end)
+    return batch

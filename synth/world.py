@@ -1,29 +1,28 @@
-"""The simulated population: tutors with hidden behaviour, students, and who already taught whom.
+"""The simulated population: who each tutor is (fixed), the students, and who already taught whom.
+
+What a tutor *does* changes day by day and lives in synth/agents.py; this module holds what never changes:
+identity, subjects, and the tutor's own base rates (their behaviour at the reference engagement).
 
 Volume. The PRD asks for ~3,000 sessions/day across ~250 tutors *and* a baseline of 15 sessions/week per
 tutor (mean; range 5-30). Those cannot both hold (250 x 15 / 7 ~ 535/day). We keep the PRD's baseline on the
-tutor row as each tutor's *relative* activity weight and scale the population so that, at full activity, it
-books ``sessions_per_day`` on an average day of the week. A tutor's real weekly volume is therefore about
-``baseline_sessions_per_week * World.volume_scale(sessions_per_day)`` (~5.6x at the defaults); anything that
-compares activity with the baseline must use that scale or a tutor's own history.
+tutor row as each tutor's *relative* activity weight: each day's volume is shared among the active tutors in
+proportion to baseline x current activity, so a tutor's real weekly volume is ~5.6x the baseline at the
+defaults. Anything comparing activity with the baseline must use that scale or the tutor's own history.
 
-Determinism. Every draw comes from ``numpy.random.default_rng(seed)`` and a Faker seeded with ``seed``, in
-a fixed order and a fixed number of draws whatever ``span_days`` is, so the same arguments give the same
-world. Times that depend on the span (New tutors' onboarding, churn days) are anchored to the *horizon*
-``epoch + span_days``: the live feed must rebuild with the backfill's span, not a growing one.
+Ids. Capacity for ``capacity_factor x n_tutors`` tutors is reserved up front: the first ``n_tutors`` exist at
+the epoch, hires take the next index (tutor_0251, ...). Every per-tutor draw comes from a stream seeded by
+(seed, index), so a hire's attributes do not depend on when they were hired or on anyone else.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from functools import cached_property
 
 import numpy as np
 from faker import Faker
 
 from domain.tutors.models import Archetype, TutorStatus
-from synth import archetypes as arch
+from synth.scenario import LoadedScenario
 
 SUBJECTS = ("Mathematics", "Physics", "Chemistry", "Biology", "English", "History", "Spanish",
             "Computer Science", "SAT Prep", "Economics")
@@ -31,98 +30,13 @@ _SUBJECT_POPULARITY = np.array([3.0, 1.2, 1.1, 1.1, 2.0, 0.8, 1.0, 1.2, 1.5, 0.6
 _SUBJECT_MIN_AGE = np.array([8, 13, 13, 11, 8, 10, 8, 11, 15, 14])
 EDUCATION_LEVELS = ("Bachelor's", "Master's", "PhD", "Teaching Credential", "Some College")
 _EDUCATION_P = np.array([0.45, 0.30, 0.08, 0.10, 0.07])
-STUDENTS_PER_TUTOR = 30
+ARCHETYPES = tuple(Archetype)
+STATES = ("thriving", "steady", "declining", "recovering")
 DAY = timedelta(days=1)
 
 
-def _midnight(d: date) -> datetime:
+def midnight(d: date) -> datetime:
     return datetime.combine(d, time(), tzinfo=UTC)
-
-
-@dataclass(frozen=True)
-class Condition:
-    """A tutor's behaviour on one UTC day (the engine's unit of change)."""
-
-    active: bool
-    activity: float
-    quality: float
-    engagement: float
-    reschedule_p: float
-    no_show_p: float
-    late_p: float
-    late_mean_minutes: float
-    objectives_p: float
-    technical_p: float
-    logins_per_day: float
-    decline: float  # 0 = own baseline behaviour, 1 = fully declined
-    tenure_days: float
-
-
-INACTIVE = Condition(False, 0.0, 0, 0, 0, 0, 0, 0, 0, 0, 0.0, 0.0, 0.0)
-
-
-@dataclass
-class WorldTutor:
-    index: int
-    tutor_id: str
-    archetype: Archetype
-    name: str
-    email: str
-    onboarding_date: date
-    subjects: tuple[str, ...]
-    education_level: str
-    location: str
-    baseline_sessions_per_week: float
-    quality: float
-    engagement: float
-    reschedule_p: float
-    no_show_p: float
-    late_p: float
-    objectives_p: float
-    logins_per_day: float
-    decline_start: datetime | None = None
-    decline_end: datetime | None = None
-    churn_at: datetime | None = None  # UTC midnight from which a churner does nothing
-    candidates: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64), repr=False)
-
-    @property
-    def profile(self) -> arch.ArchetypeProfile:
-        return arch.PROFILES[self.archetype]
-
-    def condition(self, day: datetime) -> Condition:
-        """Behaviour on the UTC day starting at ``day``; inactive before onboarding and from the churn day."""
-        start = _midnight(self.onboarding_date)
-        if day < start or (self.churn_at is not None and day >= self.churn_at):
-            return INACTIVE
-        noon = day + DAY / 2
-        tenure = (noon - start) / DAY
-        p = 0.0
-        if self.decline_start is not None and noon > self.decline_start:
-            p = min(1.0, (noon - self.decline_start) / (self.decline_end - self.decline_start))
-        traj, prof = self.profile.trajectory, self.profile
-        activity = 1.0 + (traj.activity - 1.0) * p
-        if self.archetype is Archetype.new:
-            activity *= min(1.0, arch.NEW_RAMP_FLOOR + (1 - arch.NEW_RAMP_FLOOR) * tenure / arch.NEW_RAMP_DAYS)
-        gap = arch.NEW_QUALITY_GAP * math.exp(-tenure / arch.NEW_QUALITY_GAP_DAYS)
-
-        def prob(x: float) -> float:
-            return min(0.95, max(0.0, x))
-
-        return Condition(
-            active=True,
-            activity=activity,
-            quality=self.quality + traj.rating * p - gap,
-            engagement=min(0.99, max(0.05, self.engagement + traj.engagement * p)),
-            reschedule_p=prob(self.reschedule_p + traj.reschedule * p),
-            no_show_p=prob(self.no_show_p + traj.no_show * p),
-            late_p=prob(self.late_p + traj.late * p),
-            late_mean_minutes=prof.late_mean_minutes * (1 + p),
-            objectives_p=prob(self.objectives_p + traj.objectives * p),
-            technical_p=prof.technical_p,
-            logins_per_day=self.logins_per_day * (1 + (traj.logins - 1) * p),
-            decline=p,
-            tenure_days=tenure,
-        )
 
 
 @dataclass
@@ -135,39 +49,87 @@ class WorldStudent:
     subjects_interested: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class Identity:
+    tutor_id: str
+    name: str
+    email: str
+    subjects: tuple[str, ...]
+    education_level: str
+    location: str
+
+
 @dataclass
 class World:
-    seed: int
-    epoch: datetime
-    span_days: int
-    tutors: list[WorldTutor]
-    students: list[WorldStudent]
-    # Pairings that began before the epoch: (tutor_id, student_id) -> sessions already held. Without them
-    # every tenured tutor would open the backfill with an empty roster and a burst of "first" sessions.
-    prior_sessions: dict[tuple[str, str], int]
+    """Per-tutor arrays have length ``capacity``; index i is tutor_id(i) whether or not they exist yet."""
 
-    @cached_property
-    def students_by_id(self) -> dict[str, WorldStudent]:
-        return {s.student_id: s for s in self.students}
+    seed: int
+    scenario: LoadedScenario
+    epoch: datetime
+    n_tutors: int
+    capacity: int
+    archetype: np.ndarray  # index into ARCHETYPES; hires are New
+    baseline: np.ndarray
+    tenure_at_epoch: np.ndarray  # days, for the initial tutors (hires: set by the agents when hired)
+    quality: np.ndarray
+    session_engagement: np.ndarray
+    reschedule_p: np.ndarray
+    no_show_p: np.ndarray
+    late_p: np.ndarray
+    late_mean: np.ndarray
+    objectives_p: np.ndarray
+    technical_p: np.ndarray
+    logins_per_day: np.ndarray
+    target_offset: np.ndarray  # a tutor's own engagement target sits this far from their state's
+    initial_state: np.ndarray  # index into STATES
+    subject_mask: np.ndarray  # capacity x subjects
+    education: np.ndarray
+    students: list[WorldStudent]
+    student_mask: np.ndarray
+    # Pairings that began before the epoch: (tutor_id, student_id) -> sessions already held. Without them
+    # every tenured tutor would open the simulation with an empty roster and a burst of "first" sessions.
+    prior_sessions: dict[tuple[str, str], int]
+    _identities: dict[int, Identity] = field(default_factory=dict, repr=False)
+    _candidates: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
-    def horizon(self) -> datetime:
-        return self.epoch + timedelta(days=self.span_days)
+    def epoch_day(self) -> date:
+        return self.epoch.date()
 
-    def volume_scale(self, sessions_per_day: int) -> float:
-        """Real sessions per week for one unit of baseline_sessions_per_week, at full activity."""
-        return sessions_per_day * 7 / sum(t.baseline_sessions_per_week for t in self.tutors)
+    def tutor_id(self, i: int) -> str:
+        return f"tutor_{i + 1:0{max(4, len(str(self.capacity)))}d}"
 
-    def tutor_rows(self, *, now: datetime | None = None) -> list[dict]:
-        """Rows for the tutors table. created_at defaults to onboarding (business time), keeping rows stable."""
-        return [{
-            "tutor_id": t.tutor_id, "name": t.name, "email": t.email, "onboarding_date": t.onboarding_date,
-            # Status is the evaluator's call (e.g. 14 days inactive -> churned), not the simulator's.
-            "status": TutorStatus.active, "subjects": list(t.subjects), "education_level": t.education_level,
-            "location": t.location, "baseline_sessions_per_week": t.baseline_sessions_per_week,
-            "behavioral_archetype": t.archetype,
-            "created_at": now or _midnight(t.onboarding_date), "updated_at": now or _midnight(t.onboarding_date),
-        } for t in self.tutors]
+    def identity(self, i: int) -> Identity:
+        if i not in self._identities:
+            fake = Faker("en_US")
+            fake.seed_instance(self.seed * 1_000_003 + i)  # per tutor: a hire's name does not shift others'
+            first, last = fake.first_name(), fake.last_name()
+            self._identities[i] = Identity(
+                tutor_id=self.tutor_id(i), name=f"{first} {last}",
+                email=f"{first.lower()}.{last.lower()}.{i + 1}@tutors.example.com".replace(" ", ""),
+                subjects=tuple(SUBJECTS[j] for j in np.flatnonzero(self.subject_mask[i])),
+                education_level=EDUCATION_LEVELS[int(self.education[i])],
+                location=f"{fake.city()}, {fake.state_abbr()}",
+            )
+        return self._identities[i]
+
+    def candidates(self, i: int) -> np.ndarray:
+        """Students who want at least one of the tutor's subjects."""
+        if i not in self._candidates:
+            found = np.flatnonzero(self.student_mask[:, self.subject_mask[i]].any(axis=1))
+            self._candidates[i] = found if len(found) else np.arange(len(self.students))
+        return self._candidates[i]
+
+    def tutor_row(self, i: int, onboarding: date, *, now: datetime | None = None) -> dict:
+        """A row for the tutors table. Status is the evaluator's call (e.g. 14 days inactive), not ours."""
+        ident = self.identity(i)
+        stamp = now or midnight(onboarding)
+        return {
+            "tutor_id": ident.tutor_id, "name": ident.name, "email": ident.email, "onboarding_date": onboarding,
+            "status": TutorStatus.active, "subjects": list(ident.subjects), "education_level": ident.education_level,
+            "location": ident.location, "baseline_sessions_per_week": float(self.baseline[i]),
+            "behavioral_archetype": ARCHETYPES[int(self.archetype[i])], "created_at": stamp, "updated_at": stamp,
+        }
 
     def student_rows(self, *, now: datetime | None = None) -> list[dict]:
         return [{
@@ -175,6 +137,17 @@ class World:
             "subjects_interested": list(s.subjects_interested),
             "created_at": now or self.epoch, "updated_at": now or self.epoch,
         } for s in self.students]
+
+
+def assign_archetypes(rng: np.random.Generator, shares: dict[str, float], n: int) -> np.ndarray:
+    """Exact shares by largest remainder, then shuffled: the population mix never drifts with the seed."""
+    kinds = [ARCHETYPES.index(Archetype(k)) for k in shares]
+    quotas = np.array(list(shares.values())) * n
+    counts = np.floor(quotas).astype(int)
+    for i in np.argsort(-(quotas - counts), kind="stable")[: n - counts.sum()]:
+        counts[i] += 1
+    pool = np.repeat(kinds, counts)
+    return pool[rng.permutation(n)]
 
 
 def _pick_subjects(rng: np.random.Generator, weights: np.ndarray, k: np.ndarray) -> np.ndarray:
@@ -190,7 +163,10 @@ def _pick_subjects(rng: np.random.Generator, weights: np.ndarray, k: np.ndarray)
     return mask
 
 
-def _build_students(rng: np.random.Generator, fake: Faker, n: int) -> tuple[list[WorldStudent], np.ndarray]:
+def _build_students(seed: int, n: int) -> tuple[list[WorldStudent], np.ndarray]:
+    rng = np.random.default_rng([seed, 0x57D])
+    fake = Faker("en_US")
+    fake.seed_instance(seed)
     ages = rng.integers(8, 19, size=n)
     weights = np.where(ages[:, None] >= _SUBJECT_MIN_AGE[None, :], _SUBJECT_POPULARITY[None, :], 0.0)
     mask = _pick_subjects(rng, weights, rng.integers(1, 4, size=n))
@@ -206,77 +182,59 @@ def _build_students(rng: np.random.Generator, fake: Faker, n: int) -> tuple[list
     return students, mask
 
 
-def build_world(seed: int, n_tutors: int, epoch: datetime, span_days: int) -> World:
-    """Tutors, students and latent behaviour for a simulation covering [epoch, epoch + span_days)."""
+def build_world(seed: int, n_tutors: int, epoch: datetime, scenario: LoadedScenario) -> World:
+    """The fixed side of a simulation starting at ``epoch``: ``n_tutors`` now, room for hires later."""
     if epoch.tzinfo is None:
         raise ValueError("epoch must be timezone-aware")
-    epoch = epoch.astimezone(UTC)
-    horizon = epoch + timedelta(days=span_days)
-    rng = np.random.default_rng(seed)
-    fake = Faker("en_US")
-    fake.seed_instance(seed)
-
-    kinds = arch.assign_archetypes(rng, n_tutors)
-    z = rng.standard_normal((n_tutors, 7))
-    u = rng.random((n_tutors, 6))
-    baseline = np.clip(np.round(rng.gamma(6.0, 2.5, size=n_tutors), 1), 5.0, 30.0)
-    education = rng.choice(len(EDUCATION_LEVELS), size=n_tutors, p=_EDUCATION_P)
-    subject_mask = _pick_subjects(rng, np.tile(_SUBJECT_POPULARITY, (n_tutors, 1)), rng.integers(1, 4, size=n_tutors))
-
-    def span(lo_hi: tuple[float, float], x: float) -> float:
-        return lo_hi[0] + (lo_hi[1] - lo_hi[0]) * x
-
-    width = max(4, len(str(n_tutors)))
-    tutors: list[WorldTutor] = []
-    for i, kind in enumerate(kinds):
-        prof = arch.PROFILES[kind]
-        first, last = fake.first_name(), fake.last_name()
-        location = f"{fake.city()}, {fake.state_abbr()}"
-        decline_start = decline_end = churn_at = None
-        if kind is Archetype.at_risk:
-            decline_start = horizon + timedelta(days=span(arch.AT_RISK_DECLINE_START, u[i, 0]))
-            decline_end = decline_start + timedelta(days=span(arch.AT_RISK_DECLINE_LENGTH, u[i, 1]))
-        elif prof.trajectory.churns:
-            window = arch.CHURN_DAY_FUTURE if u[i, 2] < arch.CHURN_IN_FUTURE_SHARE else arch.CHURN_DAY_PAST
-            churn_at = _midnight((horizon + timedelta(days=span(window, u[i, 0]))).date())
-            decline_end = churn_at
-            decline_start = churn_at - timedelta(days=span(arch.CHURNER_DECLINE_LENGTH, u[i, 1]))
-        if kind is Archetype.new:
-            onboarding = (horizon - timedelta(days=span(arch.NEW_TENURE_AT_HORIZON, u[i, 3]))).date()
-        else:
-            anchor = min(epoch, decline_start) if decline_start else epoch
-            onboarding = (anchor - timedelta(days=span(arch.TENURED_ONBOARDING_DAYS_BEFORE_EPOCH, u[i, 3]))).date()
-        tutor_id = f"tutor_{i + 1:0{width}d}"
-        tutors.append(WorldTutor(
-            index=i, tutor_id=tutor_id, archetype=kind, name=f"{first} {last}",
-            email=f"{first.lower()}.{last.lower()}.{i + 1}@tutors.example.com".replace(" ", ""),
-            onboarding_date=onboarding, subjects=tuple(SUBJECTS[j] for j in np.flatnonzero(subject_mask[i])),
-            education_level=EDUCATION_LEVELS[education[i]], location=location,
-            baseline_sessions_per_week=float(baseline[i]),
-            quality=float(np.clip(prof.rating_mean + prof.rating_spread * z[i, 0], 2.6, 4.95)),
-            engagement=float(np.clip(prof.engagement_mean + 0.05 * z[i, 1], 0.3, 0.98)),
-            # Log-normal spread keeps rates positive and skews a few tutors well above their archetype.
-            reschedule_p=prof.reschedule_p * math.exp(0.3 * z[i, 2]),
-            no_show_p=prof.no_show_p * math.exp(0.3 * z[i, 3]),
-            late_p=prof.late_p * math.exp(0.3 * z[i, 4]),
-            objectives_p=float(np.clip(prof.objectives_p + 0.04 * z[i, 5], 0.3, 0.98)),
-            logins_per_day=prof.logins_per_day * math.exp(0.2 * z[i, 6]),
-            decline_start=decline_start, decline_end=decline_end, churn_at=churn_at,
-        ))
-
-    students, student_mask = _build_students(rng, fake, n_tutors * STUDENTS_PER_TUTOR)
-    overlap = student_mask.astype(np.int32) @ subject_mask.T.astype(np.int32)  # students x tutors
-    prior: dict[tuple[str, str], int] = {}
+    sc = scenario.scenario
+    cap = n_tutors * sc.population.capacity_factor
+    rng = np.random.default_rng([seed, 0x7070])
+    kinds = np.full(cap, ARCHETYPES.index(Archetype.new))
+    kinds[:n_tutors] = assign_archetypes(rng, {k: a.share for k, a in sc.archetypes.items()}, n_tutors)
+    z = rng.standard_normal((cap, 9))
+    u = rng.random((cap, 2))
+    pop = sc.population
+    base = pop.baseline_sessions_per_week
+    baseline = np.clip(np.round(base.mean + base.sd * z[:, 0], 1), *pop.baseline_range)
+    tenure = np.zeros(cap)
+    arr = {k: np.zeros(cap) for k in ("quality", "eng", "res", "ns", "late", "late_mean", "obj", "tech", "login")}
+    initial = np.zeros(cap, dtype=np.int8)
+    for k, name in enumerate(ARCHETYPES):
+        sel = kinds == k
+        if not sel.any() or name.value not in sc.archetypes:
+            continue
+        a = sc.archetypes[name.value]
+        arr["quality"][sel] = np.clip(a.quality.mean + a.quality.sd * z[sel, 1], 2.6, 4.95)
+        arr["eng"][sel] = np.clip(a.session_engagement.mean + a.session_engagement.sd * z[sel, 2], 0.3, 0.98)
+        for key, dist, col in (("res", a.reschedule_p, 3), ("ns", a.no_show_p, 4), ("late", a.late_p, 5),
+                               ("login", a.logins_per_day, 6)):
+            arr[key][sel] = dist.median * np.exp(dist.log_sd * z[sel, col])
+        arr["late_mean"][sel] = a.late_mean_minutes
+        arr["obj"][sel] = np.clip(a.objectives_p.mean + a.objectives_p.sd * z[sel, 7], 0.3, 0.98)
+        arr["tech"][sel] = a.technical_p
+        states = list(a.initial_state)
+        w = np.array([a.initial_state[s] for s in states])
+        initial[sel] = [STATES.index(states[j]) for j in np.searchsorted(np.cumsum(w / w.sum()), u[sel, 0], side="right").clip(0, len(states) - 1)]
+        lo, hi = pop.new_tenure_days_at_epoch if name is Archetype.new else pop.tenured_onboarding_days_before_epoch
+        tenure[sel] = np.floor(lo + (hi - lo) * u[sel, 1])
+    subject_mask = _pick_subjects(rng, np.tile(_SUBJECT_POPULARITY, (cap, 1)), rng.integers(1, 4, size=cap))
+    education = rng.choice(len(EDUCATION_LEVELS), size=cap, p=_EDUCATION_P)
+    students, student_mask = _build_students(seed, n_tutors * pop.students_per_tutor)
+    world = World(
+        seed=seed, scenario=scenario, epoch=epoch.astimezone(UTC), n_tutors=n_tutors, capacity=cap,
+        archetype=kinds, baseline=baseline, tenure_at_epoch=tenure, quality=arr["quality"],
+        session_engagement=arr["eng"], reschedule_p=arr["res"], no_show_p=arr["ns"], late_p=arr["late"],
+        late_mean=arr["late_mean"], objectives_p=arr["obj"], technical_p=arr["tech"], logins_per_day=arr["login"],
+        target_offset=sc.latent.tutor_offset_sd * z[:, 8], initial_state=initial, subject_mask=subject_mask,
+        education=education, students=students, student_mask=student_mask, prior_sessions={},
+    )
     roster_u = rng.random(n_tutors)
-    for t in tutors:
-        t.candidates = np.flatnonzero(overlap[:, t.index])
-        tenure_at_epoch = (epoch - _midnight(t.onboarding_date)) / DAY
-        # Roster grows with tenure; a tutor onboarded after the epoch starts with nobody.
-        size = round(t.baseline_sessions_per_week * (1.5 + 1.5 * roster_u[t.index]) * min(1.0, max(0.0, tenure_at_epoch) / 60))
-        # A per-tutor stream, so one tutor's roster size never shifts another's draws.
-        trng = np.random.default_rng([seed, t.index, 0x9E57])
-        picked = trng.choice(t.candidates, size=min(size, len(t.candidates)), replace=False) if size else []
-        counts = trng.integers(1, 25, size=len(picked))
-        for s, c in zip(picked, counts, strict=True):
-            prior[(t.tutor_id, students[int(s)].student_id)] = int(c)
-    return World(seed=seed, epoch=epoch, span_days=span_days, tutors=tutors, students=students, prior_sessions=prior)
+    for i in range(n_tutors):
+        # Roster grows with tenure; a tutor onboarded on the epoch day starts with nobody.
+        size = round(baseline[i] * (1.5 + 1.5 * roster_u[i]) * min(1.0, tenure[i] / 60))
+        trng = np.random.default_rng([seed, i, 0x9E57])
+        cands = world.candidates(i)
+        picked = trng.choice(cands, size=min(size, len(cands)), replace=False) if size else []
+        for s, c in zip(picked, trng.integers(1, 25, size=len(picked)), strict=True):
+            world.prior_sessions[(world.tutor_id(i), students[int(s)].student_id)] = int(c)
+    return world
