@@ -18,7 +18,7 @@ from domain.events.service import ingest_events
 from domain.feedback.service import ingest_feedback
 from domain.sessions.service import ingest_sessions
 from domain.tutors.models import Tutor
-from synth.live import SynthWorldMissing, generate_tick, latest_world
+from synth.live import ScenarioChanged, SynthWorldMissing, generate_tick, latest_world
 from synth.store import insert_missing, upsert_truth
 from workflows.inputs import SynthTickInput, SynthTickResult
 
@@ -55,7 +55,7 @@ class SynthActivities:
     async def run_synth_tick(self, _inp: SynthTickInput) -> SynthTickResult:
         try:
             result, by_tutor = await asyncio.to_thread(self._tick)
-        except SynthWorldMissing as exc:
+        except (SynthWorldMissing, ScenarioChanged) as exc:
             raise ApplicationError(str(exc), non_retryable=True) from None
         await notify_sessions_ingested(self.client, by_tutor, task_queue=self.settings.temporal_task_queue)
         return result

@@ -1,4 +1,7 @@
-"""Imports every table so SQLModel.metadata is complete (Alembic and test fixtures use it)."""
+"""Imports every product table so SQLModel.metadata is complete (Alembic and test fixtures use it).
+
+The simulation's ground-truth tables are registered by migrations/env.py, not here: the product never sees them.
+"""
 from sqlmodel import SQLModel
 
 from domain.audit.models import AuditLog
@@ -12,11 +15,10 @@ from domain.students.models import Student
 from domain.tutors.models import Tutor
 from domain.users.models import User
 from synth.models import SynthWorld
-from synth.truth import TruthTransition, TruthTutor
 
 metadata = SQLModel.metadata
 
 __all__ = [
     "AuditLog", "ChurnPrediction", "Intervention", "OutboxMessage", "Student", "StudentFeedback",
-    "SynthWorld", "TruthTransition", "TruthTutor", "Tutor", "TutorEvent", "TutorPerformanceMetric", "TutoringSession", "User", "metadata",
+    "SynthWorld", "Tutor", "TutorEvent", "TutorPerformanceMetric", "TutoringSession", "User", "metadata",
 ]

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from alembic import context
 
-import domain.registry  # noqa: F401 - registers every table on the metadata
+import domain.registry  # noqa: F401 - registers every product table on the metadata
+import synth.truth  # noqa: F401 - the simulation's ground truth shares the database, never the product's code
 from core.db import get_engine
 from domain.registry import metadata
 

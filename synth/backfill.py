@@ -27,7 +27,7 @@ from domain.students.models import Student
 from domain.tutors.models import Tutor
 from synth.agents import Agents
 from synth.models import SynthWorld
-from synth.scenario import load_scenario
+from synth.scenario import LoadedScenario, load_scenario
 from synth.simulate import simulate
 from synth.store import CHUNK, insert_missing, upsert_truth
 from synth.world import build_world
@@ -63,13 +63,13 @@ class BackfillReport:
 
 
 def _world_row(db: Session, *, seed: int, epoch: datetime, n_tutors: int, sessions_per_day: int,
-               end: datetime) -> SynthWorld:
+               end: datetime, scenario: LoadedScenario) -> SynthWorld:
     """Reuse the row of an identical earlier run, so a re-run does not fork the live feed's world."""
     for row in db.execute(select(SynthWorld).where(SynthWorld.seed == seed, SynthWorld.n_tutors == n_tutors)).scalars():
-        if row.epoch == epoch and row.sessions_per_day == sessions_per_day:
+        if row.epoch == epoch and row.sessions_per_day == sessions_per_day and row.scenario_hash == scenario.hash:
             return row
     row = SynthWorld(seed=seed, epoch=epoch, n_tutors=n_tutors, sessions_per_day=sessions_per_day,
-                     backfill_end=end, last_tick_at=end)
+                     backfill_end=end, last_tick_at=end, scenario_path=str(scenario.path), scenario_hash=scenario.hash)
     db.add(row)
     db.flush()
     return row
@@ -111,7 +111,8 @@ def backfill(engine: Engine, *, days: int, seed: int, n_tutors: int, sessions_pe
     known = [i for i in agents.known_tutors() if agents.day_start(int(agents.onboard_day[i])) < end]
     now = utcnow()
     with session_scope(engine) as db:
-        row = _world_row(db, seed=seed, epoch=world.epoch, n_tutors=n_tutors, sessions_per_day=sessions_per_day, end=end)
+        row = _world_row(db, seed=seed, epoch=world.epoch, n_tutors=n_tutors, sessions_per_day=sessions_per_day, end=end,
+                         scenario=loaded)
         report = BackfillReport(world_id=row.world_id, seed=seed, epoch=epoch, end=end, days=days,
                                 scenario_path=loaded.path, scenario_hash=loaded.hash,
                                 tutor_ids=[world.tutor_id(i) for i in known])

@@ -33,6 +33,12 @@ class SynthWorldMissing(LookupError):
         super().__init__("no synthetic world in the database: run `tutorpulse synth backfill` first")
 
 
+class ScenarioChanged(RuntimeError):
+    def __init__(self, path: Path, recorded: str, now: str) -> None:
+        super().__init__(f"scenario {path} changed since the backfill (sha256 {recorded[:12]} then, {now[:12]} now): "
+                         "restore it, or start a new world with `tutorpulse synth backfill`")
+
+
 @lru_cache(maxsize=2)
 def _world(seed: int, n_tutors: int, epoch: datetime, scenario: LoadedScenario) -> World:
     # Building the population takes ~1 s (Faker); a tick every 15 s should not pay that each time.
@@ -79,7 +85,7 @@ def generate_tick(engine: Engine, *, tick_start: datetime, tick_end: datetime,
                   scenario: Path | None = None) -> Batch:
     """Sessions, feedback, events, hired tutors and truth for business time [tick_start, tick_end).
 
-    ``scenario`` must be the one the backfill ran (synth_world does not record it; default: the default).
+    ``scenario`` overrides the file recorded on the world (which must still hash to what the backfill used).
     """
     if tick_start.tzinfo is None or tick_end.tzinfo is None:
         raise ValueError("tick_start and tick_end must be timezone-aware")
@@ -87,9 +93,15 @@ def generate_tick(engine: Engine, *, tick_start: datetime, tick_end: datetime,
     with session_scope(engine) as db:
         row = latest_world(db)
         world_id, seed, n_tutors, epoch, per_day = row.world_id, row.seed, row.n_tutors, row.epoch, row.sessions_per_day
+        scenario_path, scenario_hash = row.scenario_path, row.scenario_hash
         pair_counts = pair_counts_before(db, tick_start)
         delivered = delivered_before(db, tick_start)
-    agents = agents_for(seed, n_tutors, epoch.astimezone(UTC), load_scenario(scenario), delivered)
+    # A world moved with its repository keeps working: a recorded path that is gone falls back to the default,
+    # and the hash check below still guarantees the same laws.
+    loaded = load_scenario(scenario or (scenario_path if scenario_path and Path(scenario_path).exists() else None))
+    if scenario_hash and loaded.hash != scenario_hash:
+        raise ScenarioChanged(loaded.path, scenario_hash, loaded.hash)
+    agents = agents_for(seed, n_tutors, epoch.astimezone(UTC), loaded, delivered)
     batch = simulate(agents, tick_start, tick_end, sessions_per_day=per_day, pair_counts=pair_counts)
     world = agents.world
     batch.tutors = [world.tutor_row(i, agents.onboarding_date(i)) for i in agents.known_tutors()

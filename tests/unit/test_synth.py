@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlmodel import SQLModel
 
 import core.db
+import synth.truth  # noqa: F401  (the ground-truth tables, which domain.registry leaves out)
 import domain.registry  # noqa: F401  (registers every table)
 from core.db import session_scope
 from domain.events.models import TutorEvent
@@ -259,3 +260,28 @@ def test_hires_arrive_in_live_ticks_before_their_sessions(tmp_path):
     with session_scope(engine) as db:
         assert insert_missing(db, Tutor, "tutor_id", batch.tutors) == len(hired)
         assert ingest_sessions(db, batch.sessions, many=True)
+
+
+def test_live_feed_continues_the_recorded_scenario_and_refuses_a_changed_one(tmp_path) -> None:  # noqa: ANN001
+    from datetime import UTC, datetime, timedelta
+
+    from core.db import get_engine
+    from core.migrate import upgrade
+    from synth.backfill import backfill
+    from synth.live import ScenarioChanged, generate_tick
+    from synth.scenario import DEFAULT_PATH
+
+    scenario = tmp_path / "scenario.yaml"
+    scenario.write_text(DEFAULT_PATH.read_text())
+    url = f"sqlite:///{tmp_path / 'live.db'}"
+    upgrade(url)
+    engine = get_engine(url)
+    end = datetime(2026, 11, 2, tzinfo=UTC)
+    backfill(engine, days=2, seed=5, n_tutors=15, sessions_per_day=150, end=end, scenario=scenario, progress=lambda _m: None)
+    batch = generate_tick(engine, tick_start=end, tick_end=end + timedelta(hours=12))
+    assert batch.sessions  # continues with the recorded file
+    scenario.write_text(DEFAULT_PATH.read_text() + "\n# an edit that changes nothing but a comment\n")
+    assert generate_tick(engine, tick_start=end, tick_end=end + timedelta(hours=12)).sessions == batch.sessions
+    scenario.write_text(DEFAULT_PATH.read_text().replace("sessions_per_day:", "sessions_per_day: 999 #", 1))
+    with pytest.raises(ScenarioChanged, match="changed since the backfill"):
+        generate_tick(engine, tick_start=end, tick_end=end + timedelta(hours=12))

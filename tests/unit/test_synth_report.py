@@ -10,6 +10,7 @@ from sqlalchemy import insert
 from sqlmodel import SQLModel
 
 import core.config
+import synth.truth  # noqa: F401  (the ground-truth tables, which domain.registry leaves out)
 import domain.registry  # noqa: F401  (registers every table)
 from cli.synth_report import add_parser, run
 from core.db import get_engine
