@@ -133,6 +133,9 @@ class Observables(_Strict):
     first_session_penalty: float = Field(ge=0)
     first_session_tenure_penalty: float = Field(ge=0)
     first_session_tenure_days: float = Field(gt=0)
+    first_session_mismatch_p: float = Field(ge=0, le=1)
+    first_session_mismatch_tenure_p: float = Field(ge=0, le=1)
+    first_session_mismatch_stars: float = Field(ge=0, le=4)
     new_pairing_p: Probability = Field(ge=0, le=1)
     new_tutor_new_pairing_p: Probability = Field(ge=0, le=1)
     durations: dict[int, float]

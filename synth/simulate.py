@@ -26,7 +26,7 @@ from synth.world import ARCHETYPES, DAY, World
 
 SLOT = timedelta(minutes=SLOT_MINUTES)
 _RECOMMEND_P = np.array([0.0, 0.02, 0.08, 0.40, 0.90, 0.97])  # by overall rating
-_U = 19  # uniforms drawn per session; fixed so the stream never depends on state
+_U = 20  # uniforms drawn per session; fixed so the stream never depends on state
 _NEW = ARCHETYPES.index("new")
 
 
@@ -156,7 +156,12 @@ def _tutor_piece(agents: Agents, cal: Calendar, t: _Tutor, day: datetime, a: dat
     tech = (u[:, 9] < t.technical_p) & ~no_show
     engagement = np.clip(t.engagement + 0.08 * z[:, 1] - 0.10 * tech, 0.0, 1.0)
     first_gap = ob.first_session_penalty + ob.first_session_tenure_penalty * math.exp(-t.tenure / ob.first_session_tenure_days)
-    rating = (t.quality + ob.rating_noise_sd * z[:, 0] - first_gap * first - 0.5 * (late > 10)
+    # A first session either clicks or it does not: a mismatch (more likely for a new tutor) costs whole stars,
+    # which is how the PRD's 24% of first sessions come to be rated below 3 while most go fine.
+    mismatch_p = ob.first_session_mismatch_p + ob.first_session_mismatch_tenure_p * math.exp(-t.tenure / ob.first_session_tenure_days)
+    mismatch = first & (u[:, 19] < mismatch_p)
+    rating = (t.quality + ob.rating_noise_sd * z[:, 0] - first_gap * first - ob.first_session_mismatch_stars * mismatch
+              - 0.5 * (late > 10)
               - 0.15 * ((late > 0) & (late <= 10)) - 0.4 * tech + 0.8 * (engagement - t.engagement))
     rating = np.round(np.clip(rating, 1.0, 5.0), 1)
     objectives = u[:, 10] < np.clip(t.objectives_p + 0.12 * (rating - t.quality), 0.02, 0.99)
