@@ -72,6 +72,11 @@ class Agents:
         self.causes: dict[int, ChurnCause] = {}
         self.n_known = n
         self.state = world.initial_state.copy()
+        ob = sc.observables
+        # Tutors fade in different ways: most stop logging in first (PRD: engagement decline), some keep
+        # logging in while their sessions dry up (reduced activity) or simply go silent (inactivity).
+        v = np.random.default_rng([world.seed, 0xA1]).random(cap)
+        self._login_exp = np.where(v < ob.activity_led_share, ob.activity_led_login_exponent, ob.login_exponent)
         lat = sc.latent
         targets = np.array([lat.targets[s] for s in STATES])
         self._targets = targets
@@ -119,7 +124,7 @@ class Agents:
 
     # --- behaviour as a function of engagement ------------------------------------------------------------
     def _logins(self, e: np.ndarray) -> np.ndarray:
-        return self.world.logins_per_day * (np.maximum(e, 0) / self.sc.latent.reference) ** self.sc.observables.login_exponent
+        return self.world.logins_per_day * (np.maximum(e, 0) / self.sc.latent.reference) ** self._login_exp
 
     def _activity(self, e: np.ndarray, tenure: np.ndarray) -> np.ndarray:
         ob, ref = self.sc.observables, self.sc.latent.reference

@@ -133,6 +133,8 @@ class Observables(_Strict):
     first_session_penalty: float = Field(ge=0)
     first_session_tenure_penalty: float = Field(ge=0)
     first_session_tenure_days: float = Field(gt=0)
+    activity_led_share: float = Field(ge=0, le=1)
+    activity_led_login_exponent: float = Field(ge=0)
     first_session_mismatch_p: float = Field(ge=0, le=1)
     first_session_mismatch_tenure_p: float = Field(ge=0, le=1)
     first_session_mismatch_stars: float = Field(ge=0, le=4)
