@@ -38,13 +38,15 @@ def _wait_port(host: str, port: int, what: str, proc: subprocess.Popen, timeout:
 
 
 def _world_exists(engine) -> bool:  # noqa: ANN001
-    from sqlalchemy import select
-
     from core.db import session_scope
-    from synth.models import SynthWorld
+    from synth.live import SynthWorldMissing, latest_world
 
     with session_scope(engine) as db:
-        return db.execute(select(SynthWorld.world_id).limit(1)).first() is not None
+        try:
+            latest_world(db)
+        except SynthWorldMissing:
+            return False
+        return True
 
 
 def _temporal_binary() -> str:

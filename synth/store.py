@@ -8,24 +8,17 @@ from __future__ import annotations
 from sqlalchemy import insert, select, update
 from sqlmodel import Session
 
+from domain.sessions.service import IN_CHUNK, existing_ids
 from synth.truth import TruthTransition, TruthTutor
 
 CHUNK = 5000
-_ID_CHUNK = 900  # keeps IN (...) under SQLite's parameter limit
-
-
-def _existing(db: Session, column, ids: list) -> set:  # noqa: ANN001 - a mapped column
-    found: set = set()
-    for i in range(0, len(ids), _ID_CHUNK):
-        found.update(db.execute(select(column).where(column.in_(ids[i:i + _ID_CHUNK]))).scalars())
-    return found
 
 
 def insert_missing(db: Session, table: type, key: str, rows: list[dict]) -> int:
     """Insert the rows whose ``key`` is not stored yet; returns how many were new."""
     if not rows:
         return 0
-    found = _existing(db, getattr(table, key), [r[key] for r in rows])
+    found = existing_ids(db, getattr(table, key), [r[key] for r in rows])
     fresh = [r for r in rows if r[key] not in found]
     for i in range(0, len(fresh), CHUNK):
         db.execute(insert(table), fresh[i:i + CHUNK])
@@ -39,9 +32,9 @@ def upsert_truth(db: Session, tutors: list[dict], transitions: list[dict]) -> in
         return written
     stored = {}
     ids = [r["tutor_id"] for r in tutors]
-    for i in range(0, len(ids), _ID_CHUNK):
+    for i in range(0, len(ids), IN_CHUNK):
         stmt = select(TruthTutor.tutor_id, TruthTutor.churned_at, TruthTutor.churn_cause).where(
-            TruthTutor.tutor_id.in_(ids[i:i + _ID_CHUNK]))
+            TruthTutor.tutor_id.in_(ids[i:i + IN_CHUNK]))
         stored.update({t: (c, cause) for t, c, cause in db.execute(stmt)})
     fresh = [r for r in tutors if r["tutor_id"] not in stored]
     for i in range(0, len(fresh), CHUNK):
