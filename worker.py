@@ -14,6 +14,7 @@ from temporalio.worker import Worker
 
 from activities.evaluation import EvaluationActivities, SweepActivities
 from activities.interventions import InterventionActivities
+from activities.rollup import RollupActivities
 from activities.synth import SynthActivities
 from core.config import Settings, get_settings
 from core.db import get_engine
@@ -21,11 +22,12 @@ from core.temporal import connect
 from rules.interventions import active_intervention_rules
 from rules.scoring import active_scoring_rules
 from workflows.intervention import InterventionWorkflow
-from workflows.periodic import SweepWorkflow, SynthTickWorkflow
-from workflows.schedules import ensure_sweep_schedule
+from workflows.periodic import PopulationRollupWorkflow, SweepWorkflow, SynthTickWorkflow, WeeklyTrendsWorkflow
+from workflows.schedules import ensure_evaluation_schedules, ensure_sweep_schedule
 from workflows.tutor_lifecycle import TutorLifecycleWorkflow
 
-WORKFLOWS = [TutorLifecycleWorkflow, InterventionWorkflow, SweepWorkflow, SynthTickWorkflow]
+WORKFLOWS = [TutorLifecycleWorkflow, InterventionWorkflow, SweepWorkflow, SynthTickWorkflow, PopulationRollupWorkflow,
+             WeeklyTrendsWorkflow]
 
 
 def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecutor, *, task_queue: str | None = None) -> Worker:
@@ -34,6 +36,7 @@ def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecuto
     interventions = InterventionActivities(engine=engine)
     sweep = SweepActivities(engine=engine, settings=settings, client=client)
     synth = SynthActivities(engine=engine, settings=settings, client=client)
+    rollup = RollupActivities(engine=engine, settings=settings, client=client)
     return Worker(
         client,
         task_queue=task_queue or settings.temporal_task_queue,
@@ -42,6 +45,7 @@ def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecuto
             evaluation.evaluate_tutor, evaluation.decide_interventions, sweep.resignal_pending, synth.run_synth_tick,
             interventions.record_intervention, interventions.send_tutor_message,
             interventions.escalate_intervention, interventions.complete_intervention,
+            rollup.evaluate_population, rollup.store_weekly_trends, rollup.signal_tutors,
         ],
         # SQL and durable-rules are synchronous: they run on this pool, off the event loop.
         activity_executor=executor,
@@ -56,6 +60,7 @@ async def run_worker(settings: Settings | None = None) -> None:
     active_intervention_rules(settings.rules_dir)
     client = await connect(settings)
     await ensure_sweep_schedule(client, settings)
+    await ensure_evaluation_schedules(client, settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     # Sessions that a tutor workflow has not evaluated this long after ingestion are re-signalled by the sweep.
     sweep_interval_seconds: int = 60
     sweep_grace_seconds: int = 30
+    # Periodic evaluation (PRD "Evaluation Frequency"), as Temporal Schedule cron expressions in UTC.
+    daily_rollup_cron: str = "0 0 * * *"        # every tutor re-evaluated at midnight UTC
+    weekly_trends_cron: str = "15 0 * * 1"      # 7-day moving averages, Mondays after the rollup
+    monthly_review_cron: str = "30 0 1 * *"     # tier cut-offs from the population, the 1st of each month
     # Live synthetic feed (demo): how often a tick runs and the daily volume it simulates.
     synth_seed: int = 7
     synth_tick_seconds: int = 15

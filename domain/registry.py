@@ -12,6 +12,8 @@ from domain.metrics.models import TutorPerformanceMetric
 from domain.scoring.models import ChurnPrediction
 from domain.sessions.models import TutoringSession
 from domain.students.models import Student
+from domain.tiers.models import TierCutoffs, TierHistory
+from domain.trends.models import WeeklyTrend
 from domain.tutors.models import Tutor
 from domain.users.models import User
 from synth.models import SynthWorld
@@ -20,5 +22,5 @@ metadata = SQLModel.metadata
 
 __all__ = [
     "AuditLog", "ChurnPrediction", "Intervention", "OutboxMessage", "Student", "StudentFeedback",
-    "SynthWorld", "Tutor", "TutorEvent", "TutorPerformanceMetric", "TutoringSession", "User", "metadata",
+    "SynthWorld", "TierCutoffs", "TierHistory", "Tutor", "TutorEvent", "TutorPerformanceMetric", "TutoringSession", "User", "WeeklyTrend", "metadata",
 ]

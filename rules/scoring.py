@@ -31,14 +31,34 @@ class Thresholds(_Strict):
 
 class EngagementSpec(_Strict):
     login_weight: float = Field(ge=0, le=1)
-    session_weight: float = Field(ge=0, le=1)
+    prep_weight: float = Field(ge=0, le=1)
+    communication_weight: float = Field(ge=0, le=1)
     expected_logins_per_day: float = Field(gt=0)
+    expected_prep_minutes: float = Field(gt=0)
+    response_good_minutes: float = Field(ge=0)
+    response_bad_minutes: float = Field(gt=0)
 
     @model_validator(mode="after")
-    def _sums_to_one(self) -> EngagementSpec:
-        if abs(self.login_weight + self.session_weight - 1) > 1e-6:
-            raise ValueError("login_weight + session_weight must be 1")
+    def _consistent(self) -> EngagementSpec:
+        if abs(self.login_weight + self.prep_weight + self.communication_weight - 1) > 1e-6:
+            raise ValueError("login_weight + prep_weight + communication_weight must be 1")
+        if self.response_bad_minutes <= self.response_good_minutes:
+            raise ValueError("response_bad_minutes must be greater than response_good_minutes")
         return self
+
+
+class SecondarySpec(_Strict):
+    response_time_percentile: float = Field(gt=0, le=100)
+    required_training_modules: list[str] = Field(min_length=1)
+
+
+class PopulationSpec(_Strict):
+    inactive_after_days: int = Field(ge=1, le=365)
+
+
+class ScoreWindows(_Strict):
+    short: int = Field(ge=1)
+    long: int = Field(ge=1)
 
 
 class ComponentSpec(_Strict):
@@ -47,6 +67,8 @@ class ComponentSpec(_Strict):
     performance_floor_rating: float = Field(ge=1, le=5)
     reschedule_full_rate: float = Field(gt=0, le=1)
     no_show_full_rate: float = Field(gt=0, le=1)
+    first_session_min_count: int = Field(ge=1)
+    first_session_prior_success: float = Field(ge=0, le=1)
     tenure_full_risk_days: int = Field(ge=0)
     tenure_no_risk_days: int = Field(gt=0)
     availability_full_drop: float = Field(gt=0, le=1)
@@ -56,18 +78,21 @@ class PoorFirstSession(_Strict):
     lookback_days: int = Field(ge=1, le=90)
     rating_below: float = Field(ge=1, le=5)
     late_start_over_minutes: int = Field(ge=0)
+    min_share: float = Field(ge=0, le=1)
     bump: float = Field(ge=0, le=100)
 
 
 class HighReschedule(_Strict):
     window_days: int = Field(ge=1, le=90)
     more_than: int = Field(ge=0)
+    min_rate: float = Field(ge=0, le=1)
     bump: float = Field(ge=0, le=100)
 
 
 class NoShowRisk(_Strict):
     window_days: int = Field(ge=1, le=90)
     no_shows_over: int = Field(ge=0)
+    min_rate: float = Field(ge=0, le=1)
     login_decline_over: float = Field(ge=0, le=1)
     missed_over: int = Field(ge=0)
     bump: float = Field(ge=0, le=100)
@@ -92,13 +117,50 @@ class RiskLevels(_Strict):
         return self
 
 
+TIERS = ("Exemplary", "Strong", "Developing", "Needs Attention", "At Risk")  # best first
+INDEX_METRICS = ("avg_rating", "first_session_success_rate", "reschedule_rate", "no_show_rate",
+                 "engagement_score", "learning_objectives_met_pct")
+RiskLevelName = Literal["Low", "Medium", "High", "Critical"]
+
+
+class IndexTerm(_Strict):
+    weight: float = Field(ge=0, le=1)
+    bad: float
+    good: float
+
+    @model_validator(mode="after")
+    def _distinct(self) -> IndexTerm:
+        if self.bad == self.good:
+            raise ValueError("bad and good anchors must differ")
+        return self
+
+
+class RedFlags(_Strict):
+    at_risk_risk_levels: list[RiskLevelName]
+    needs_attention_risk_levels: list[RiskLevelName]
+    needs_attention_metrics_below: int = Field(ge=1, le=6)
+    exemplary_requires_all_green: bool
+    strong_blocked_by_flags: bool
+
+
 class Tiers(_Strict):
-    at_risk_min_score: float
-    needs_attention_min_score: float
-    exemplary_min_rating: float
-    exemplary_max_score: float
-    strong_min_rating: float
-    strong_max_score: float
+    window_days: int = Field(ge=1)
+    min_sessions: int = Field(ge=0)
+    index: dict[str, IndexTerm]
+    shares: dict[str, float]
+    red_flags: RedFlags
+
+    @model_validator(mode="after")
+    def _complete(self) -> Tiers:
+        if set(self.index) != set(INDEX_METRICS):
+            raise ValueError(f"index must name exactly {list(INDEX_METRICS)}")
+        if abs(sum(t.weight for t in self.index.values()) - 1) > 1e-6:
+            raise ValueError("index weights must sum to 1")
+        if list(self.shares) != list(TIERS):
+            raise ValueError(f"shares must list exactly {list(TIERS)}, best first")
+        if abs(sum(self.shares.values()) - 1) > 1e-6 or min(self.shares.values()) < 0:
+            raise ValueError("shares must be non-negative and sum to 1")
+        return self
 
 
 class ScoringRuleSet(_Strict):
@@ -108,10 +170,13 @@ class ScoringRuleSet(_Strict):
     owner: str
     changelog: str = ""
     windows_days: list[int] = Field(min_length=1)
+    score_windows: ScoreWindows
+    population: PopulationSpec
     rating_last_n_sessions: int = Field(ge=1)
     first_session_success_rating: float = Field(ge=1, le=5)
     thresholds: Thresholds
     engagement: EngagementSpec
+    secondary: SecondarySpec
     weights: dict[str, float]
     components: ComponentSpec
     patterns: Patterns
@@ -124,7 +189,20 @@ class ScoringRuleSet(_Strict):
             raise ValueError(f"weights must name exactly {list(COMPONENTS)}")
         if abs(sum(self.weights.values()) - 1) > 1e-6:
             raise ValueError(f"weights must sum to 1, they sum to {sum(self.weights.values()):.4f}")
+        for name, days in (("score_windows.short", self.score_windows.short), ("score_windows.long", self.score_windows.long),
+                           ("tiers.window_days", self.tiers.window_days)):
+            if days not in self.windows_days:
+                raise ValueError(f"{name} = {days} is not one of windows_days {self.windows_days}")
+        if self.score_windows.short >= self.score_windows.long:
+            raise ValueError("score_windows.short must be shorter than score_windows.long")
         return self
+
+    @property
+    def history_days(self) -> int:
+        """How far back an evaluation reads: the longest window any metric or detector uses."""
+        p = self.patterns
+        return max(*self.windows_days, p.no_show_risk.window_days, p.poor_first_session.lookback_days,
+                   p.high_reschedule.window_days)
 
     def risk_level(self, score: float) -> str:
         for level in ("Low", "Medium", "High"):
@@ -154,4 +232,4 @@ def active_scoring_rules(rules_dir: Path) -> ScoringRules:
     return load_scoring_rules(rules_dir / "scoring.yaml")
 
 
-__all__ = ["COMPONENTS", "RulesError", "ScoringRules", "active_scoring_rules", "load_scoring_rules"]
+__all__ = ["COMPONENTS", "INDEX_METRICS", "TIERS", "RulesError", "ScoringRules", "active_scoring_rules", "load_scoring_rules"]

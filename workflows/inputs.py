@@ -129,3 +129,46 @@ class SynthTickResult:
     sessions: int
     feedback: int
     events: int
+
+
+@dataclass
+class RollupInput:
+    """A population run. ``as_of`` None: midnight UTC of the day the run starts (the schedule's own midnight)."""
+    review: bool = False  # recompute the tier cut-offs from the population first (the monthly review)
+    as_of: datetime | None = None
+
+
+@dataclass
+class PopulationInput:
+    as_of: datetime
+    review: bool = False
+
+
+@dataclass
+class RollupSummary:
+    as_of: datetime
+    tutors: int
+    active: int
+    seconds: float
+    review: str | None
+    tier_counts: dict = field(default_factory=dict)
+    risk_counts: dict = field(default_factory=dict)
+    risk_changed: list[str] = field(default_factory=list)
+    status_changed: int = 0
+    tutors_signalled: int = 0
+
+
+@dataclass
+class TrendsInput:
+    as_of: datetime | None = None
+
+
+@dataclass
+class TrendsSummary:
+    as_of: datetime
+    tutors: int
+
+
+@dataclass
+class SignalTutorsInput:
+    tutor_ids: list[str] = field(default_factory=list)

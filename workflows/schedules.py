@@ -17,8 +17,8 @@ from temporalio.client import (
 )
 
 from core.config import Settings
-from workflows.inputs import SweepInput, SynthTickInput
-from workflows.periodic import SweepWorkflow, SynthTickWorkflow
+from workflows.inputs import RollupInput, SweepInput, SynthTickInput, TrendsInput
+from workflows.periodic import PopulationRollupWorkflow, SweepWorkflow, SynthTickWorkflow, WeeklyTrendsWorkflow
 
 
 def sweep_schedule_id(settings: Settings) -> str:
@@ -60,3 +60,25 @@ async def ensure_sweep_schedule(client: Client, settings: Settings) -> None:
 async def ensure_synth_schedule(client: Client, settings: Settings) -> None:
     await _ensure(client, synth_schedule_id(settings), _every(settings.synth_tick_seconds, ScheduleActionStartWorkflow(
         SynthTickWorkflow.run, SynthTickInput(), id=f"synth-tick-{settings.temporal_task_queue}", task_queue=settings.temporal_task_queue)))
+
+
+def evaluation_schedule_ids(settings: Settings) -> dict[str, str]:
+    q = settings.temporal_task_queue
+    return {"daily_rollup": f"tutorpulse-daily-rollup-{q}", "weekly_trends": f"tutorpulse-weekly-trends-{q}",
+            "monthly_review": f"tutorpulse-monthly-review-{q}"}
+
+
+def _cron(expression: str, action: ScheduleActionStartWorkflow) -> Schedule:
+    return Schedule(action=action, spec=ScheduleSpec(cron_expressions=[expression]),
+                    policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP))
+
+
+async def ensure_evaluation_schedules(client: Client, settings: Settings) -> None:
+    """PRD "Evaluation Frequency": daily rollup, weekly 7-day moving averages, monthly tier review (cron in UTC)."""
+    q, ids = settings.temporal_task_queue, evaluation_schedule_ids(settings)
+    await _ensure(client, ids["daily_rollup"], _cron(settings.daily_rollup_cron, ScheduleActionStartWorkflow(
+        PopulationRollupWorkflow.run, RollupInput(), id=f"daily-rollup-{q}", task_queue=q)))
+    await _ensure(client, ids["weekly_trends"], _cron(settings.weekly_trends_cron, ScheduleActionStartWorkflow(
+        WeeklyTrendsWorkflow.run, TrendsInput(), id=f"weekly-trends-{q}", task_queue=q)))
+    await _ensure(client, ids["monthly_review"], _cron(settings.monthly_review_cron, ScheduleActionStartWorkflow(
+        PopulationRollupWorkflow.run, RollupInput(review=True), id=f"monthly-review-{q}", task_queue=q)))

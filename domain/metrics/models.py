@@ -2,7 +2,9 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import UniqueConstraint
+from typing import Any
+
+from sqlalchemy import JSON, Column, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from core.types import UTCDateTime, utcnow
@@ -30,6 +32,21 @@ class TutorPerformanceMetric(SQLModel, table=True):
     engagement_score: float | None = None
     learning_objectives_met_pct: float | None = None
     response_time_avg_minutes: float | None = None
+    # Secondary metrics (PRD §2.2)
+    response_time_p95_minutes: float | None = None
+    satisfaction_avg: float | None = None
+    satisfaction_by_subject: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    satisfaction_by_session_type: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    trainings_completed: int = 0
+    pd_completion_rate: float | None = None
+    availability_changes_per_week: float = 0.0
+    availability_hours_delta: float = 0.0
+    technical_issues_per_session: float | None = None
+    late_start_rate: float | None = None
+    login_count: int = 0
+    session_prep_minutes_avg: float | None = None
+    engagement_parts: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    performance_index: float | None = None
     performance_tier: str | None = Field(default=None, max_length=20)
     rules_version: str | None = Field(default=None, max_length=40)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

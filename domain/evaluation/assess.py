@@ -1,0 +1,54 @@
+"""One tutor's assessment as a pure function of their history: metrics per window, churn score with its
+components and flags, performance index and tier, and the facts the intervention rules read.
+
+The per-session evaluation and the daily rollup both call this, so a tutor scores the same either way.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from domain.metrics.history import History
+from domain.metrics.service import WindowMetrics, below_thresholds, window_metrics
+from domain.scoring import service as scoring
+from domain.tiers import service as tiers
+from rules.scoring import ScoringRuleSet
+
+
+@dataclass(frozen=True)
+class Assessment:
+    tutor_id: str
+    as_of: datetime
+    windows: dict[int, WindowMetrics]
+    score: scoring.Score
+    tier: tiers.TierResult
+    tenure_days: int
+    facts: dict[str, Any]
+
+    @property
+    def index(self) -> float | None:
+        return self.tier.index
+
+
+def assess(tutor_id: str, history: History, *, onboarding: date, as_of: datetime, rules: ScoringRuleSet,
+           bounds: dict[str, float] | None) -> Assessment:
+    windows = {d: window_metrics(history, as_of=as_of, days=d, rules=rules) for d in rules.windows_days}
+    short, long = windows[rules.score_windows.short], windows[rules.score_windows.long]
+    tenure = scoring.tenure_days(onboarding, as_of)
+    flags = scoring.detect_patterns(history, as_of=as_of, rules=rules)
+    score = scoring.churn_score(scoring.components(short, long, tenure_days=tenure, rules=rules), flags, rules)
+    tier_window = windows[rules.tiers.window_days]
+    index = tiers.performance_index(tier_window, rules)
+    tier = tiers.assign(index, bounds=bounds, risk_level=score.risk_level, flag_names=[f.name for f in flags],
+                        metrics=tier_window, rules=rules)
+    names = {f.name for f in flags}
+    facts = {
+        "churn_score": score.churn_score, "risk_level": score.risk_level, "tier": tier.tier, "tenure_days": tenure,
+        "avg_rating_30d": long.avg_rating, "metrics_below_threshold": len(below_thresholds(long, rules)),
+        "first_sessions_recent": scoring.first_sessions_since(history, as_of - scoring.ONE_DAY),
+        "flag_poor_first_session": "poor_first_session" in names, "flag_high_reschedule": "high_reschedule" in names,
+        "flag_no_show_risk": "no_show_risk" in names,
+    }
+    return Assessment(tutor_id=tutor_id, as_of=as_of, windows=windows, score=score, tier=tier, tenure_days=tenure,
+                      facts=facts)
