@@ -98,7 +98,7 @@ def run_demo() -> int:
         _wait_port(settings.api_host, settings.api_port, "api", api)
         print(f"API and pages on http://{settings.api_host}:{settings.api_port}  (docs: /api/docs)")
 
-        from cli.evaluate import signal_all_tutors
+        from cli.evaluate import evaluate_all, signal_all_tutors
         from core.db import get_engine
         from synth.backfill import backfill
 
@@ -109,6 +109,7 @@ def run_demo() -> int:
             report = backfill(engine, days=30, seed=settings.synth_seed, n_tutors=settings.synth_tutors,
                               sessions_per_day=settings.synth_sessions_per_day)
             print(report)
+            evaluate_all(settings, as_of=report.end, review=True)  # tier cut-offs before the first evaluations
             asyncio.run(signal_all_tutors(settings, report.tutor_ids))
         from cli.main import main as cli_main
 

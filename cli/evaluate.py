@@ -1,8 +1,11 @@
-"""Starting evaluations from the command line (after a backfill)."""
+"""Evaluations from the command line: the whole population in-process, or signalling tutor workflows."""
 from __future__ import annotations
+
+from datetime import datetime
 
 from core.config import Settings
 from core.temporal import connect, notify_sessions_ingested
+from core.types import utcnow
 
 
 async def signal_all_tutors(settings: Settings, tutor_ids: list[str]) -> None:
@@ -19,3 +22,26 @@ async def signal_all_tutors(settings: Settings, tutor_ids: list[str]) -> None:
         chunk = tutor_ids[start:start + 50]
         await notify_sessions_ingested(client, {t: [] for t in chunk}, task_queue=settings.temporal_task_queue)
         print(f"signalled {min(start + 50, len(tutor_ids))}/{len(tutor_ids)} tutor workflows", flush=True)
+
+
+def evaluate_all(settings: Settings, *, as_of: datetime | None = None, review: bool = False, trends: bool = False) -> int:
+    """Re-evaluates every tutor in-process (what the daily rollup activity does), printing progress."""
+    from core.db import get_engine, session_scope
+    from domain.evaluation.batch import evaluate_population, weekly_trends
+    from rules.scoring import active_scoring_rules
+
+    as_of = as_of or utcnow()
+    rules = active_scoring_rules(settings.rules_dir)
+    engine = get_engine(settings.database_url)
+    with session_scope(engine) as db:
+        r = evaluate_population(db, as_of=as_of, rules=rules, review=review, progress=lambda line: print(line, flush=True))
+    print(f"evaluated {r.tutors} tutors ({r.active} active) as of {as_of.isoformat()} in {r.seconds:.1f}s"
+          + (f"; tier cut-offs recomputed ({r.review})" if r.review else ""))
+    if r.active:
+        print("tiers (active tutors): " + ", ".join(f"{t} {n} ({n / r.active:.0%})" for t, n in r.tier_counts.items()))
+        print("risk (active tutors): " + ", ".join(f"{k} {v}" for k, v in sorted(r.risk_counts.items())))
+    if trends:
+        with session_scope(engine) as db:
+            n = weekly_trends(db, as_of=as_of, rules=rules)
+        print(f"stored 7-day moving averages for {n} tutors")
+    return r.tutors

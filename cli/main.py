@@ -38,7 +38,7 @@ def _worker(_args: argparse.Namespace) -> int:
 
 
 def _backfill(args: argparse.Namespace) -> int:
-    from cli.evaluate import signal_all_tutors
+    from cli.evaluate import evaluate_all, signal_all_tutors
     from core.db import get_engine
     from core.migrate import upgrade
     from synth.backfill import backfill
@@ -61,7 +61,19 @@ def _backfill(args: argparse.Namespace) -> int:
                       end=args.end, scenario=args.scenario)
     print(report)
     if not args.no_evaluate:
+        # Rank the population first (tier cut-offs), then let each tutor's workflow evaluate and decide.
+        evaluate_all(settings, as_of=report.end, review=True)
         asyncio.run(signal_all_tutors(settings, report.tutor_ids))
+    return 0
+
+
+def _evaluate_all(args: argparse.Namespace) -> int:
+    from cli.evaluate import evaluate_all
+    from core.migrate import upgrade
+
+    settings = get_settings()
+    upgrade(settings.database_url)
+    evaluate_all(settings, as_of=args.as_of, review=args.review, trends=args.trends)
     return 0
 
 
@@ -142,6 +154,13 @@ def build_parser() -> argparse.ArgumentParser:
     check = rules.add_parser("check", help="validate rules files (schema, fields, actions, compile, golden tests)")
     check.add_argument("files", nargs="*", help="files to check (default: the active ones in rules/)")
     check.set_defaults(func=_rules_check)
+
+    ev = sub.add_parser("evaluate", help="evaluations").add_subparsers(dest="evaluate_command", required=True)
+    ev_all = ev.add_parser("all", help="re-evaluate every tutor now (what the daily rollup runs)")
+    ev_all.add_argument("--as-of", type=_aware_datetime, help="evaluation time (ISO 8601 with zone; default now)")
+    ev_all.add_argument("--review", action="store_true", help="recompute the tier cut-offs from the population first")
+    ev_all.add_argument("--trends", action="store_true", help="also store the weekly 7-day moving averages")
+    ev_all.set_defaults(func=_evaluate_all)
 
     synth = sub.add_parser("synth", help="synthetic data").add_subparsers(dest="synth_command", required=True)
     bf = synth.add_parser("backfill", help="simulate N days of history and ingest it")

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, func, select, update
 from sqlmodel import Session
 
 from core.types import utcnow
@@ -58,10 +58,12 @@ def _is_active(history: History, *, as_of: datetime, tenure_days: int, inactive_
 
 
 def _previous_risk(db: Session, as_of: datetime) -> dict[str, str]:
+    """Each tutor's risk level from their latest prediction before ``as_of``'s day."""
     p = ChurnPrediction
-    rows = db.execute(select(p.tutor_id, p.risk_level).where(p.prediction_date < as_of.date(),
-                                                              p.prediction_date >= (as_of - timedelta(days=7)).date())
-                      .order_by(p.prediction_date)).all()
+    latest = (select(p.tutor_id, func.max(p.prediction_date).label("day"))
+              .where(p.prediction_date < as_of.date()).group_by(p.tutor_id).subquery())
+    rows = db.execute(select(p.tutor_id, p.risk_level).join(
+        latest, and_(p.tutor_id == latest.c.tutor_id, p.prediction_date == latest.c.day))).all()
     return {t: r for t, r in rows}
 
 

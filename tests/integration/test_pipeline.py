@@ -19,6 +19,7 @@ from domain.metrics.models import TutorPerformanceMetric
 from domain.scoring.models import ChurnPrediction
 from domain.sessions.models import TutoringSession
 from domain.tutors.models import Tutor
+from rules.scoring import active_scoring_rules
 from tests.factories import seed_people, session_payload
 from tests.integration.pipeline_helpers import eventually, troubled_history
 from worker import build_worker
@@ -60,11 +61,11 @@ async def test_session_to_intervention_to_completion(engine: Engine, settings: S
         critical = await eventually(lambda: prediction(t2), what="t2 prediction")
         assert critical.risk_level == "Critical", critical.contributing_factors
         assert {f["name"] for f in critical.flags} == {"poor_first_session", "high_reschedule", "no_show_risk"}
-        assert critical.rules_version == "churn_scoring@v1" and critical.rules_hash
+        assert critical.rules_version == active_scoring_rules(settings.rules_dir).version_label and critical.rules_hash
         assert prediction(t1).risk_level in {"Low", "Medium"}
         with session_scope(engine) as db:
             windows = set(db.execute(select(TutorPerformanceMetric.window).where(TutorPerformanceMetric.tutor_id == t2)).scalars())
-        assert windows == {"7day", "30day"}
+        assert windows == {f"{d}day" for d in active_scoring_rules(settings.rules_dir).spec.windows_days} == {"7day", "30day", "90day"}
 
         # Critical + high-reschedule pattern + 30-day rating under 3.5, by rules/interventions.yaml:
         expected = {"A1_coaching_tips", "A2_training_module", "A4_reschedule_alert",
