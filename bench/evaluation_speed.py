@@ -106,13 +106,13 @@ def measure(url: str, tag: str, runs: int) -> None:
     figure(f"peak_rss_{tag}_mb", peak_rss_mb(), "MB")
 
 
-def backfilled(kind: str, days: int):  # noqa: ANN201
+def backfilled(kind: str, days: int, seed: int):  # noqa: ANN201
     from synth.backfill import backfill
 
     ctx = fresh_database(kind)
     url = ctx.__enter__()
     started = time.perf_counter()
-    backfill(get_engine(url), days=days, seed=1, n_tutors=N_TUTORS, sessions_per_day=SESSIONS_PER_DAY,
+    backfill(get_engine(url), days=days, seed=seed, n_tutors=N_TUTORS, sessions_per_day=SESSIONS_PER_DAY,
              progress=lambda line: print(f"#   {line}", flush=True) if line.startswith("day ") and line.split()[1].split("/")[0].endswith("0") else None)
     print(f"# {kind}: {days}-day backfill took {time.perf_counter() - started:.0f}s", flush=True)
     return ctx, url
@@ -122,6 +122,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", help="an already backfilled database URL to measure (written to)")
     parser.add_argument("--days", type=int, default=90)
+    parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--runs", type=int, default=200, help="single-tutor evaluations to time")
     parser.add_argument("--postgres", action="store_true", help="also measure a fresh PostgreSQL backfill")
     args = parser.parse_args()
@@ -130,7 +131,7 @@ def main() -> None:
         return
     kinds = ["sqlite"] + (["postgresql"] if args.postgres and postgres_reachable() else [])
     for kind in kinds:
-        ctx, url = backfilled(kind, args.days)
+        ctx, url = backfilled(kind, args.days, args.seed)
         try:
             measure(url, "sqlite" if kind == "sqlite" else "postgres", args.runs)
         finally:

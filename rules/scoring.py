@@ -64,6 +64,7 @@ class ScoreWindows(_Strict):
 class ComponentSpec(_Strict):
     engagement_decline_full_drop: float = Field(gt=0, le=1)
     performance_trend_full_drop: float = Field(gt=0, le=4)
+    performance_trend_min_ratings: int = Field(ge=1)
     performance_floor_rating: float = Field(ge=1, le=5)
     reschedule_full_rate: float = Field(gt=0, le=1)
     no_show_full_rate: float = Field(gt=0, le=1)

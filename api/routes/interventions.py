@@ -60,6 +60,7 @@ class CompletionAccepted(BaseModel):
 
 class KpiReport(BaseModel):
     as_of: datetime
+    days: int  # the period length; each KPI's change compares with the same length before it
     kpis: list[dashboard_service.Kpi]
 
 
@@ -131,8 +132,10 @@ async def complete_intervention(intervention_id: str, task: CompleteTask, engine
     return CompletionAccepted(intervention_id=intervention_id)
 
 
-@router.get("/kpis", response_model=KpiReport, tags=["dashboard"], summary="System KPIs over the last 30 days")
-def get_kpis(db: DbDep, as_of: AwareDatetime | None = None) -> KpiReport:
+@router.get("/kpis", response_model=KpiReport, tags=["dashboard"],
+            summary="System KPIs over the last `days` days, each with its change vs. the period before")
+def get_kpis(db: DbDep, as_of: AwareDatetime | None = None,
+             days: int = Query(30, ge=7, le=90, description="Period length in days")) -> KpiReport:
     # Prediction days and KPI windows are UTC days; a caller's offset must not shift them.
     now = as_of.astimezone(UTC) if as_of else utcnow()
-    return KpiReport(as_of=now, kpis=dashboard_service.kpis(db, now=now))
+    return KpiReport(as_of=now, days=days, kpis=dashboard_service.kpis(db, now=now, days=days))

@@ -1,7 +1,7 @@
 """Read-only figures for the ops Home page and /api/v1/kpis: system KPIs and churn alerts.
 
 Every figure is computed "as of" ``now`` so the backfill, the live feed and the tests see one path.
-KPI windows are 30 days, [now - 30d, now); the change compares with the 30 days before that.
+KPI windows are ``days`` long (30 by default), [now - days, now); every change compares with the period before.
 """
 from __future__ import annotations
 
@@ -67,32 +67,33 @@ def _plain_words(name: str) -> str:
 
 # --- KPIs -------------------------------------------------------------------------------------------------
 
-def kpis(db: Session, *, now: datetime) -> list[Kpi]:
-    start = now - WINDOW
+def kpis(db: Session, *, now: datetime, days: int = WINDOW.days) -> list[Kpi]:
+    window = timedelta(days=days)
+    start = now - window
     active, active_before = _tutor_counts(db, window_start=start)
     risk_now = sum(risk_counts(db, now=now, levels=AT_RISK).values())
     risk_before = sum(risk_counts(db, now=start, levels=AT_RISK).values())
-    rates = _session_rates(db, now=now)
+    rates = _session_rates(db, now=now, window=window)
     share = f" ({risk_now / active:.1%})" if active else ""
     return [
         _count_kpi("total_tutors", "Total tutors", active, active_before, up_is_good=True,
-                   note="vs. tutors who had joined 30 days ago and have not churned since"),
+                   note=f"vs. tutors who had joined {days} days ago and have not churned since"),
         _count_kpi("at_risk_tutors", "At-risk tutors", risk_now, risk_before, up_is_good=False,
                    value=f"{risk_now}{share}",
-                   note="latest churn prediction High or Critical; vs. the latest predictions 30 days ago"),
+                   note=f"latest churn prediction High or Critical; vs. the latest predictions {days} days ago"),
         _rate_kpi("first_session_success", "First-session success", *rates["first_session_success"],
                   up_is_good=True, digits=0,
-                  note="rated first sessions scored 4 or 5; vs. the previous 30 days"),
+                  note=f"rated first sessions scored 4 or 5; vs. the previous {days} days"),
         _rate_kpi("no_show_rate", "No-show rate", *rates["no_show_rate"], up_is_good=False, digits=1,
-                  note="no-shows among all sessions; vs. the previous 30 days"),
+                  note=f"no-shows among all sessions; vs. the previous {days} days"),
     ]
 
 
 def _tutor_counts(db: Session, *, window_start: datetime) -> tuple[int, int]:
     """Active tutors now, and an estimate of the active count at the window's start.
 
-    Tutors carry no status history, so "active 30 days ago" is approximated as tutors onboarded before the
-    window who are not churned now. Tutors who churned inside the window drop out of both sides, so the
+    Tutors carry no status history, so "active at the window's start" is approximated as tutors onboarded
+    before the window who are not churned now. Tutors who churned inside the window drop out of both sides, so the
     change mostly reflects onboarding (and tutors who went inactive), not churn; churn shows in At-risk.
     """
     active = db.execute(select(func.count()).select_from(Tutor).where(Tutor.status == TutorStatus.active)).scalar_one()
@@ -103,9 +104,10 @@ def _tutor_counts(db: Session, *, window_start: datetime) -> tuple[int, int]:
     return active, before
 
 
-def _session_rates(db: Session, *, now: datetime) -> dict[str, tuple[float | None, float | None]]:
-    """{kpi: (this window's rate, previous window's rate)} from one scan over the last 60 days of sessions."""
-    start, previous_start = now - WINDOW, now - 2 * WINDOW
+def _session_rates(db: Session, *, now: datetime,
+                   window: timedelta = WINDOW) -> dict[str, tuple[float | None, float | None]]:
+    """{kpi: (this window's rate, previous window's rate)} from one scan over the last two windows of sessions."""
+    start, previous_start = now - window, now - 2 * window
     # Detailed feedback wins over the quick rating in the session feed; one feedback row per session at most.
     rating = func.coalesce(StudentFeedback.overall_rating, TutoringSession.student_rating)
     first = TutoringSession.session_number == 1

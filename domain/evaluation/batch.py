@@ -11,7 +11,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import and_, func, select, update
 from sqlmodel import Session
@@ -72,6 +72,7 @@ def evaluate_population(db: Session, *, as_of: datetime, rules: ScoringRules, re
     """Assesses every tutor as of ``as_of`` and stores it. ``review`` recomputes the tier cut-offs from this
     population first (the monthly review); without cut-offs yet, the first run computes them ("initial")."""
     started, now, spec = time.perf_counter(), now or utcnow(), rules.spec
+    as_of = as_of.astimezone(UTC)  # rows are keyed by the UTC day, whatever zone the caller wrote as_of in
     say = progress or (lambda _line: None)
     people = _population(db, as_of)
     histories = load_histories(db, [t for t, _, _ in people], since=as_of - timedelta(days=spec.history_days), until=as_of)
@@ -138,7 +139,7 @@ TREND_METRICS = ("sessions_scheduled", "satisfaction_avg", "reschedule_rate", "n
 
 def weekly_trends(db: Session, *, as_of: datetime, rules: ScoringRules, now: datetime | None = None) -> int:
     """Stores each tutor's 7-day moving averages for the week ending at ``as_of`` against the week before."""
-    now, spec = now or utcnow(), rules.spec
+    now, spec, as_of = now or utcnow(), rules.spec, as_of.astimezone(UTC)
     people = _population(db, as_of)
     histories = load_histories(db, [t for t, _, _ in people], since=as_of - timedelta(days=14), until=as_of)
     existing = {r.tutor_id: r for r in db.execute(select(WeeklyTrend).where(WeeklyTrend.week_ending == as_of.date())).scalars()}

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
@@ -38,8 +38,8 @@ class Evaluation:
 
 def evaluate_tutor(db: Session, tutor_id: str, *, as_of: datetime, rules: ScoringRules, now: datetime | None = None) -> Evaluation:
     """Recomputes and stores everything for ``tutor_id`` as of ``as_of``; marks the pending sessions it covered."""
-    now = now or utcnow()
-    spec = rules.spec
+    now, spec = now or utcnow(), rules.spec
+    as_of = as_of.astimezone(UTC)  # rows are keyed by the UTC day, whatever zone the caller wrote as_of in
     tutor = db.get(Tutor, tutor_id)
     if tutor is None:
         raise UnknownTutor(tutor_id)

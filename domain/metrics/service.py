@@ -51,6 +51,8 @@ class WindowMetrics:
     late_start_rate: float | None = None
     session_prep_minutes_avg: float | None = None
     engagement_parts: dict[str, float | None] = field(default_factory=dict)
+    first_session_rated: int = 0  # the success rate's denominator (held, rated first sessions)
+    ratings_count: int = 0  # rated, held sessions in the window
 
 
 def _mean(values: Sequence[float]) -> float | None:
@@ -140,6 +142,8 @@ def window_metrics(history: History, *, as_of: datetime, days: int, rules: Scori
         late_start_rate=sum(s.late_start_minutes > 0 for s in held) / len(held) if held else None,
         session_prep_minutes_avg=_mean([p for _, p in h.login_prep]),
         engagement_parts=parts,
+        first_session_rated=len(first_rated),
+        ratings_count=len(ratings),
     )
 
 

@@ -36,13 +36,15 @@ def _plural(n: int, word: str) -> str:
 def poor_first_session(history: History, *, as_of: datetime, rules: ScoringRuleSet) -> Flag | None:
     p = rules.patterns.poor_first_session
     firsts = [s for s in in_window(history, as_of=as_of, days=p.lookback_days).sessions if s.session_number == 1]
-    poor = [s for s in firsts if (s.rating is not None and s.rating < p.rating_below)
+    # A first session the tutor never showed up to is the poorest first experience of all: it counts as poor,
+    # as if infinitely late, rather than only diluting the share.
+    poor = [s for s in firsts if s.no_show or (s.rating is not None and s.rating < p.rating_below)
             or s.late_start_minutes > p.late_start_over_minutes]
     if not poor or len(poor) / len(firsts) <= p.min_share:
         return None
     return Flag("poor_first_session", poor[0].scheduled_start, p.bump,
                 f"{_plural(len(poor), 'poor first session')} of {len(firsts)} in {p.lookback_days} days "
-                f"(rated < {p.rating_below:g} or > {p.late_start_over_minutes} min late)",
+                f"(rated < {p.rating_below:g}, > {p.late_start_over_minutes} min late or missed)",
                 {"session_ids": [s.session_id for s in poor], "first_sessions": len(firsts),
                  "ratings": [s.rating for s in poor], "late_minutes": [s.late_start_minutes for s in poor]})
 
@@ -64,7 +66,8 @@ def login_decline(history: History, *, as_of: datetime, days: int) -> float:
     half = max(1, days // 2)
     now = len(in_window(history, as_of=as_of, days=half).logins)
     before = len(in_window(history, as_of=as_of, days=half, offset_days=half).logins)
-    return 1 - now / before if before else 0.0
+    # Rounded so an exact 30% drop (1 - 14/20 = 0.30000000000000004) does not pass a '> 30%' test.
+    return round(1 - now / before, 9) if before else 0.0
 
 
 def no_show_risk(history: History, *, as_of: datetime, rules: ScoringRuleSet) -> Flag | None:

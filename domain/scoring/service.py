@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from domain.metrics.history import History
@@ -16,6 +16,8 @@ LABELS = {
     "engagement_decline": "engagement decline", "performance_trend": "performance trend",
     "reschedule_pattern": "reschedule pattern", "first_session_quality": "first-session quality",
     "no_show_risk": "no-show risk", "tenure_risk": "tenure risk", "availability_reduction": "availability reduction",
+    "pattern_poor_first_session": "poor first session flag", "pattern_high_reschedule": "high rescheduling flag",
+    "pattern_no_show_risk": "no-show risk flag",
 }
 
 
@@ -46,6 +48,9 @@ def explain(factors: dict[str, Any], churn_score: float) -> list[str]:
             continue
         label = LABELS.get(name) or name.removeprefix("pattern_").replace("_", " ") + " pattern"
         lines.append(f"{label} contributed {f['contribution']:g} of {churn_score:g}")
+    total = round(sum(f["contribution"] for f in factors.values()), 1)
+    if churn_score >= 100 and total > 100:  # the score is clamped; rounding alone is not worth a line
+        lines.append(f"together {total:g}, capped at {churn_score:g}")
     return lines
 
 
@@ -63,7 +68,9 @@ def components(short: WindowMetrics, long: WindowMetrics, *, tenure_days: int, r
     out["engagement_decline"] = _clamp(max(decline / c.engagement_decline_full_drop, low) * 100)
 
     r_s, r_l = short.avg_rating, long.avg_rating
-    trend = max(0.0, (r_l - r_s) / c.performance_trend_full_drop) if r_s is not None and r_l is not None else 0.0
+    # One or two ratings in the short window are noise, not a trend (a tutor winding down has a last lone rating).
+    enough = short.ratings_count >= c.performance_trend_min_ratings
+    trend = max(0.0, (r_l - r_s) / c.performance_trend_full_drop) if enough and r_s is not None and r_l is not None else 0.0
     span = t.avg_rating_min - c.performance_floor_rating
     level = max(0.0, (t.avg_rating_min - r_l) / span) if r_l is not None and span > 0 else 0.0
     out["performance_trend"] = _clamp(max(trend, level) * 100)
@@ -71,7 +78,7 @@ def components(short: WindowMetrics, long: WindowMetrics, *, tenure_days: int, r
     out["reschedule_pattern"] = _clamp((long.reschedule_rate or 0.0) / c.reschedule_full_rate * 100)
 
     # A tutor's first one or two first sessions say little: shrink their success rate toward the platform prior.
-    n = long.first_session_count
+    n = long.first_session_rated
     fs = long.first_session_success_rate
     if fs is None:
         out["first_session_quality"] = 0.0
@@ -109,7 +116,8 @@ def churn_score(comps: dict[str, float], flags: list[Flag], rules: ScoringRuleSe
 
 
 def tenure_days(onboarding: date, as_of: datetime) -> int:
-    return max(0, (as_of.date() - onboarding).days)
+    # The UTC day, whatever zone as_of is written in: the same instant gives the same tenure.
+    return max(0, (as_of.astimezone(UTC).date() - onboarding).days)
 
 
 def first_sessions_since(history: History, since: datetime) -> int:

@@ -1,0 +1,1 @@
+"""Scripted tutor journeys (deterministic payload generators) replayed by the integration tests."""
