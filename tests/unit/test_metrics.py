@@ -2,7 +2,6 @@
 SQL, on an engine-built world, plus hand-built edges (empty windows, all no-shows, midnight and time zones)."""
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -21,7 +20,7 @@ from domain.sessions.service import ingest_sessions
 from rules.scoring import load_scoring_rules
 from tests.factories import seed_people, session_payload
 from tests.unit.engine_fixtures import (
-    AS_OF, RATED_SESSIONS, RULES, RULES_PATH, WORLD_END, World, build_world, daily_logins, fact, history, rows,
+    AS_OF, RATED_SESSIONS, RULES, RULES_PATH, WORLD_END, World, daily_logins, fact, history, rows,
     scalar,
 )
 
@@ -29,13 +28,6 @@ LA, KOLKATA = ZoneInfo("America/Los_Angeles"), ZoneInfo("Asia/Kolkata")
 # Midnight, an arbitrary mid-afternoon instant (some feedback on earlier sessions is not yet submitted), and the
 # world's first instant (every window empty).
 AS_OFS = [WORLD_END, WORLD_END - timedelta(days=4, hours=7, minutes=15), WORLD_END - timedelta(days=21)]
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    w = build_world(tmp_path_factory.mktemp("metrics_world"))
-    yield w
-    w.engine.dispose()
 
 
 def _engagement_reference(logins: int, prep: float | None, response: float | None, days: int) -> tuple[dict, float]:

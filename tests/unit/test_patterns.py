@@ -2,7 +2,6 @@
 hand-built histories at the exact edges of each count condition and volume guard."""
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,20 +13,13 @@ from domain.metrics.history import load_history
 from domain.scoring.patterns import detect_patterns, high_reschedule, login_decline, no_show_risk, poor_first_session
 from rules.scoring import load_scoring_rules
 from tests.unit.engine_fixtures import (
-    AS_OF, RATED_SESSIONS, RULES, RULES_PATH, WORLD_END, World, build_world, daily_logins, fact, history, rows,
+    AS_OF, RATED_SESSIONS, RULES, RULES_PATH, WORLD_END, World, daily_logins, fact, history, rows,
     scalar,
 )
 
 P = RULES.patterns
 # Every midnight of the world's last week, and one instant mid-afternoon.
 GRID = [WORLD_END - timedelta(days=k) for k in range(8)] + [WORLD_END - timedelta(days=2, hours=9, minutes=40)]
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    w = build_world(tmp_path_factory.mktemp("patterns_world"))
-    yield w
-    w.engine.dispose()
 
 
 def _utc(stored: str) -> datetime:

@@ -2,7 +2,6 @@
 results that follow the rules file without code changes."""
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -19,17 +18,10 @@ from domain.scoring.patterns import Flag
 from rules.loader import RulesError
 from rules.scoring import COMPONENTS, load_scoring_rules
 from tests.unit.engine_fixtures import (
-    AS_OF, RULES, RULES_PATH, WORLD_END, World, build_world, daily_logins, fact, history, rows, wm,
+    AS_OF, RULES, RULES_PATH, WORLD_END, World, daily_logins, fact, history, rows, wm,
 )
 
 W = RULES.weights
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    w = build_world(tmp_path_factory.mktemp("scoring_world"))
-    yield w
-    w.engine.dispose()
 
 
 def _assessments(w: World, as_of: datetime, rules=RULES) -> list:  # noqa: ANN001

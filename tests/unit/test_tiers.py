@@ -3,7 +3,6 @@ flags that can only lower a tier."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from datetime import date, timedelta
 
 import numpy as np
@@ -16,7 +15,7 @@ from domain.evaluation.batch import evaluate_population
 from domain.metrics.history import load_history
 from domain.tiers.service import assign, cutoffs_from, performance_index
 from rules.scoring import INDEX_METRICS, TIERS, load_scoring_rules
-from tests.unit.engine_fixtures import RULES, RULES_PATH, WORLD_END, World, build_world, rows, wm
+from tests.unit.engine_fixtures import RULES, RULES_PATH, WORLD_END, World, rows, wm
 
 T = RULES.tiers
 GOOD = {name: term.good for name, term in T.index.items()}
@@ -132,13 +131,6 @@ def test_unranked_tutors_are_developing_unless_flagged_worse() -> None:
 
 
 # ---- engine-built -------------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    w = build_world(tmp_path_factory.mktemp("tiers_world"))
-    yield w
-    w.engine.dispose()
 
 
 def test_the_monthly_review_tiers_the_world_by_these_rules(world: World) -> None:
