@@ -6,15 +6,17 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query
 
-from api.deps import DbDep
+from api.deps import DbDep, SettingsDep
 from api.schemas.tutors import (
     Component, FlagRead, MetricsReport, MetricsRow, ScoreReport, TierChange, TierName, TierPage, TutorPage,
     TutorSummary, Window,
 )
+from core.config import Settings
 from core.errors import InputError, field_error
 from domain.scoring.models import RiskLevel
 from domain.tutors import service as tutor_service
 from domain.tutors.models import TutorStatus
+from rules.scoring import active_scoring_rules
 
 router = APIRouter(prefix="/tutors", tags=["tutors"])
 
@@ -30,6 +32,11 @@ def _check_range(since: date | None, until: date | None) -> None:
         raise InputError([field_error(["query", "from"], "must be on or before 'to'", "value_error.date_range")])
 
 
+def _tier_window(settings: Settings) -> str:
+    """The metrics window whose row carries the tier and performance index, as the active rules set it."""
+    return f"{active_scoring_rules(settings.rules_dir).spec.tiers.window_days}day"
+
+
 def _found(call, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
     try:
         return call(*args, **kwargs)
@@ -40,6 +47,7 @@ def _found(call, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
 @router.get("", response_model=TutorPage, summary="Tutors with their latest churn score, risk and tier")
 def list_tutors(
     db: DbDep,
+    settings: SettingsDep,
     risk_level: list[RiskLevel] | None = Query(None, description="Repeat to match any of several"),
     tier: list[TierName] | None = Query(None, description="Repeat to match any of several"),  # type: ignore[valid-type]
     subject: str | None = Query(None, min_length=1, max_length=80, description="Exact subject, any case"),
@@ -54,7 +62,8 @@ def list_tutors(
         risk_levels=[str(r) for r in risk_level or ()], tiers=tier or (), subject=subject,
         statuses=[str(s) for s in status or ()], id_prefix=q,
     )
-    page = tutor_service.list_tutors(db, filters, sort=sort, limit=limit, offset=offset)
+    page = tutor_service.list_tutors(db, filters, tier_window=_tier_window(settings), sort=sort, limit=limit,
+                                     offset=offset)
     items = [TutorSummary.model_validate({**row, "tier": row["performance_tier"]}) for row in page.items]
     return TutorPage(items=items, total=page.total, limit=limit, offset=offset)
 
@@ -85,9 +94,10 @@ def get_metrics(
 def get_score(
     tutor_id: str,
     db: DbDep,
+    settings: SettingsDep,
     on: date | None = Query(None, alias="date", description="Prediction day (UTC); the latest when omitted"),
 ) -> ScoreReport:
-    view = _found(tutor_service.score, db, tutor_id, on=on)
+    view = _found(tutor_service.score, db, tutor_id, tier_window=_tier_window(settings), on=on)
     p = view.prediction
     return ScoreReport(
         tutor_id=tutor_id, prediction_date=p.prediction_date, as_of=p.as_of, churn_score=p.churn_score,

@@ -16,7 +16,7 @@ from sqlmodel import Session
 from domain.feedback.models import StudentFeedback
 from domain.interventions.models import Intervention
 from domain.interventions.service import OPEN
-from domain.scoring.models import ChurnPrediction, RiskLevel
+from domain.scoring.models import ChurnPrediction, RiskLevel, latest_prediction_days
 from domain.sessions.models import TutoringSession
 from domain.tutors.models import Tutor, TutorStatus
 
@@ -165,12 +165,7 @@ def _rate_kpi(key: str, label: str, current: float | None, previous: float | Non
 
 def _latest_predictions(now: datetime, columns: Sequence[Any]) -> Any:
     """SELECT columns FROM each active tutor's latest prediction made on or before now's UTC day."""
-    latest = (
-        select(ChurnPrediction.tutor_id, func.max(ChurnPrediction.prediction_date).label("day"))
-        .where(ChurnPrediction.prediction_date <= now.date())
-        .group_by(ChurnPrediction.tutor_id)
-        .subquery()
-    )
+    latest = latest_prediction_days(now.date())
     return (
         select(*columns)
         .select_from(ChurnPrediction)

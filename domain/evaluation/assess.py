@@ -5,7 +5,7 @@ The per-session evaluation and the daily rollup both call this, so a tutor score
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
@@ -38,10 +38,8 @@ def assess(tutor_id: str, history: History, *, onboarding: date, as_of: datetime
     tenure = scoring.tenure_days(onboarding, as_of)
     flags = scoring.detect_patterns(history, as_of=as_of, rules=rules)
     score = scoring.churn_score(scoring.components(short, long, tenure_days=tenure, rules=rules), flags, rules)
-    tier_window = windows[rules.tiers.window_days]
-    index = tiers.performance_index(tier_window, rules)
-    tier = tiers.assign(index, bounds=bounds, risk_level=score.risk_level, flag_names=[f.name for f in flags],
-                        metrics=tier_window, rules=rules)
+    index = tiers.performance_index(windows[rules.tiers.window_days], rules)
+    tier = _tier(index, windows, score, bounds=bounds, rules=rules)
     names = {f.name for f in flags}
     facts = {
         "churn_score": score.churn_score, "risk_level": score.risk_level, "tier": tier.tier, "tenure_days": tenure,
@@ -52,3 +50,15 @@ def assess(tutor_id: str, history: History, *, onboarding: date, as_of: datetime
     }
     return Assessment(tutor_id=tutor_id, as_of=as_of, windows=windows, score=score, tier=tier, tenure_days=tenure,
                       facts=facts)
+
+
+def _tier(index: float | None, windows: dict[int, WindowMetrics], score: scoring.Score, *,
+          bounds: dict[str, float] | None, rules: ScoringRuleSet) -> tiers.TierResult:
+    return tiers.assign(index, bounds=bounds, risk_level=score.risk_level, flag_names=[f.name for f in score.flags],
+                        metrics=windows[rules.tiers.window_days], rules=rules)
+
+
+def retier(a: Assessment, bounds: dict[str, float], rules: ScoringRuleSet) -> Assessment:
+    """The same assessment mapped through new cut-offs (the review computes them after assessing everyone)."""
+    tier = _tier(a.tier.index, a.windows, a.score, bounds=bounds, rules=rules)
+    return replace(a, tier=tier, facts={**a.facts, "tier": tier.tier})

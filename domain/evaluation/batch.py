@@ -10,17 +10,17 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, select, update
 from sqlmodel import Session
 
 from core.types import utcnow
-from domain.evaluation.assess import Assessment, assess
+from domain.evaluation.assess import Assessment, assess, retier
 from domain.evaluation.store import prefetch, save
 from domain.metrics.service import History, load_histories, window_metrics
-from domain.scoring.models import ChurnPrediction
+from domain.scoring.models import ChurnPrediction, latest_prediction_days
 from domain.tiers import service as tiers
 from domain.trends.models import WeeklyTrend
 from domain.tutors.models import Tutor, TutorStatus
@@ -60,8 +60,7 @@ def _is_active(history: History, *, as_of: datetime, tenure_days: int, inactive_
 def _previous_risk(db: Session, as_of: datetime) -> dict[str, str]:
     """Each tutor's risk level from their latest prediction before ``as_of``'s day."""
     p = ChurnPrediction
-    latest = (select(p.tutor_id, func.max(p.prediction_date).label("day"))
-              .where(p.prediction_date < as_of.date()).group_by(p.tutor_id).subquery())
+    latest = latest_prediction_days(as_of.date() - timedelta(days=1))
     rows = db.execute(select(p.tutor_id, p.risk_level).join(
         latest, and_(p.tutor_id == latest.c.tutor_id, p.prediction_date == latest.c.day))).all()
     return {t: r for t, r in rows}
@@ -94,7 +93,7 @@ def evaluate_population(db: Session, *, as_of: datetime, rules: ScoringRules, re
         ranked = [a.index for a in assessed if a.tutor_id in active and a.index is not None]
         bounds = tiers.cutoffs_from(ranked, spec)
         tiers.store_cutoffs(db, bounds, population=len(ranked), as_of=as_of, reason=reason, rules=rules)
-        assessed = [_retier(a, bounds, rules) for a in assessed]
+        assessed = [retier(a, bounds, spec) for a in assessed]
         say(f"tier cut-offs from {len(ranked)} ranked tutors: " + ", ".join(f"{t} >= {b:.3f}" for t, b in bounds.items()))
 
     before = _previous_risk(db, as_of)
@@ -115,13 +114,6 @@ def evaluate_population(db: Session, *, as_of: datetime, rules: ScoringRules, re
     result.seconds = time.perf_counter() - started
     say(f"stored {len(assessed)} evaluations in {result.seconds:.1f}s")
     return result
-
-
-def _retier(a: Assessment, bounds: dict[str, float], rules: ScoringRules) -> Assessment:
-    window = a.windows[rules.spec.tiers.window_days]
-    tier = tiers.assign(a.tier.index, bounds=bounds, risk_level=a.score.risk_level,
-                        flag_names=[f.name for f in a.score.flags], metrics=window, rules=rules.spec)
-    return replace(a, tier=tier, facts={**a.facts, "tier": tier.tier})
 
 
 def _update_statuses(db: Session, statuses: dict[str, str], active: set[str]) -> int:

@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 from sqlmodel import Session
 
 from core.types import utcnow
-from domain.evaluation.assess import Assessment, assess
+from domain.evaluation.assess import assess
 from domain.evaluation.store import prefetch, save
 from domain.metrics.service import WindowMetrics, load_history
 from domain.scoring import service as scoring
@@ -33,7 +33,6 @@ class Evaluation:
     windows: dict[int, WindowMetrics]
     facts: dict[str, Any]
     sessions_marked: int
-    assessment: Assessment
 
 
 def evaluate_tutor(db: Session, tutor_id: str, *, as_of: datetime, rules: ScoringRules, now: datetime | None = None) -> Evaluation:
@@ -61,4 +60,4 @@ def evaluate_tutor(db: Session, tutor_id: str, *, as_of: datetime, rules: Scorin
         marked += db.execute(update(TutoringSession).where(TutoringSession.session_id.in_(chunk))
                              .values(evaluated_at=now)).rowcount or 0
     return Evaluation(tutor_id=tutor_id, as_of=as_of, score=a.score, tier=a.tier.tier, windows=a.windows,
-                      facts=a.facts, sessions_marked=marked, assessment=a)
+                      facts=a.facts, sessions_marked=marked)

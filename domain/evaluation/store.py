@@ -6,7 +6,7 @@ The daily rollup prefetches a day's rows for every tutor in one query instead of
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 
 from sqlalchemy import select
@@ -18,14 +18,9 @@ from domain.metrics.service import WindowMetrics
 from domain.scoring.models import ChurnPrediction
 from rules.scoring import ScoringRules
 
-_METRIC_FIELDS = (
-    "sessions_scheduled", "sessions_completed", "avg_rating", "first_session_count", "first_session_success_rate",
-    "reschedule_rate", "no_show_count", "no_show_rate", "engagement_score", "learning_objectives_met_pct",
-    "response_time_avg_minutes", "response_time_p95_minutes", "satisfaction_avg", "satisfaction_by_subject",
-    "satisfaction_by_session_type", "trainings_completed", "pd_completion_rate", "availability_changes_per_week",
-    "availability_hours_delta", "technical_issues_per_session", "late_start_rate", "session_prep_minutes_avg",
-    "engagement_parts",
-)
+# Every computed metric the table has a column of the same name for (window length and the shrinkage counts are
+# not stored; `logins` is stored as login_count): adding a metric to both is all it takes to persist it.
+_METRIC_FIELDS = tuple(f.name for f in fields(WindowMetrics) if f.name in TutorPerformanceMetric.model_fields)
 
 
 def _round(v: object) -> object:

@@ -41,11 +41,14 @@ class SessionFact:
 class History:
     sessions: list[SessionFact]  # ordered by scheduled_start
     logins: list[datetime]  # ordered
-    response_minutes: list[float]
+    responses: list[tuple[datetime, float]] = field(default_factory=list)  # (when, reply minutes)
     login_prep: list[tuple[datetime, float]] = field(default_factory=list)  # (login time, prep minutes)
     trainings: list[tuple[datetime, str]] = field(default_factory=list)  # (when, module)
     availability_changes: list[tuple[datetime, float]] = field(default_factory=list)  # (when, hours/week delta)
-    responses: list[tuple[datetime, float]] = field(default_factory=list)  # (when, minutes), for windowing
+
+    @property
+    def response_minutes(self) -> list[float]:
+        return [m for _, m in self.responses]
 
 
 def _session_stmt(since: datetime, until: datetime):  # noqa: ANN202 - a SQLAlchemy Select
@@ -109,9 +112,8 @@ class _Builder:
             self.availability.append((ts, _number(meta, "hours_per_week_delta") or 0.0))
 
     def build(self) -> History:
-        return History(sessions=self.sessions, logins=self.logins, response_minutes=[m for _, m in self.responses],
-                       login_prep=self.prep, trainings=self.trainings,
-                       availability_changes=self.availability, responses=self.responses)
+        return History(sessions=self.sessions, logins=self.logins, responses=self.responses, login_prep=self.prep,
+                       trainings=self.trainings, availability_changes=self.availability)
 
 
 def load_history(db: Session, tutor_id: str, *, since: datetime, until: datetime) -> History:
@@ -146,15 +148,12 @@ def in_window(history: History, *, as_of: datetime, days: int, offset_days: int 
     def keep(ts: datetime) -> bool:
         return start <= ts < end
 
-    logins = [t for t in history.logins if keep(t)]
-    responses = [(t, m) for t, m in history.responses if keep(t)]
     return History(
         sessions=[s for s in history.sessions if keep(s.scheduled_start)],
-        logins=logins,
-        response_minutes=[m for _, m in responses],
+        logins=[t for t in history.logins if keep(t)],
+        responses=[(t, m) for t, m in history.responses if keep(t)],
         login_prep=[(t, p) for t, p in history.login_prep if keep(t)],
         trainings=[(t, m) for t, m in history.trainings if keep(t)],
         availability_changes=[(t, h) for t, h in history.availability_changes if keep(t)],
-        responses=responses,
     )
 

@@ -4,7 +4,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlalchemy import JSON, Column, Subquery, UniqueConstraint, func, select
 from sqlmodel import Field, SQLModel
 
 from core.types import UTCDateTime, utcnow
@@ -41,3 +41,13 @@ class ChurnPrediction(SQLModel, table=True):
     rules_hash: str | None = Field(default=None, max_length=64)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+def latest_prediction_days(up_to: date | None = None) -> Subquery:
+    """(tutor_id, day): each tutor's latest prediction day, on or before ``up_to`` when given; join it back to
+    churn_predictions for the row itself."""
+    p = ChurnPrediction
+    stmt = select(p.tutor_id, func.max(p.prediction_date).label("day"))
+    if up_to is not None:
+        stmt = stmt.where(p.prediction_date <= up_to)
+    return stmt.group_by(p.tutor_id).subquery()

@@ -18,13 +18,11 @@ from sqlmodel import Session
 
 from domain.metrics.models import TutorPerformanceMetric
 from domain.scoring import service as scoring
-from domain.scoring.models import ChurnPrediction
+from domain.scoring.models import ChurnPrediction, latest_prediction_days
 from domain.tiers.models import TierHistory
 from domain.tutors.models import Tutor
 from rules.scoring import COMPONENTS
 
-# The metrics window whose row carries the performance index (rules/scoring.yaml tiers.window_days).
-TIER_WINDOW = "30day"
 TIER_HISTORY_ON_SCORE = 12
 SORTS = ("-churn_score", "churn_score", "tutor_id", "-tutor_id", "-performance_index", "performance_index")
 
@@ -81,9 +79,9 @@ def _subject_match(db: Session, subject: str) -> Any:
     return select(1).select_from(items).where(func.lower(items.c.value) == subject.lower()).exists()
 
 
-def _list_query(db: Session, f: TutorFilters) -> Select:
+def _list_query(db: Session, f: TutorFilters, tier_window: str) -> Select:
     p, m, t = ChurnPrediction, TutorPerformanceMetric, Tutor
-    latest = select(p.tutor_id, func.max(p.prediction_date).label("day")).group_by(p.tutor_id).subquery()
+    latest = latest_prediction_days()
     # Outer joins: a tutor never evaluated is still listed, with no score, unless a score filter excludes them.
     stmt = (
         select(t.tutor_id, t.name, t.status, t.subjects, t.onboarding_date, p.churn_score, p.risk_level,
@@ -91,7 +89,7 @@ def _list_query(db: Session, f: TutorFilters) -> Select:
         .select_from(t)
         .outerjoin(latest, latest.c.tutor_id == t.tutor_id)
         .outerjoin(p, and_(p.tutor_id == t.tutor_id, p.prediction_date == latest.c.day))
-        .outerjoin(m, and_(m.tutor_id == t.tutor_id, m.window == TIER_WINDOW, m.calculation_date == latest.c.day))
+        .outerjoin(m, and_(m.tutor_id == t.tutor_id, m.window == tier_window, m.calculation_date == latest.c.day))
     )
     if f.risk_levels:
         stmt = stmt.where(p.risk_level.in_(list(f.risk_levels)))
@@ -116,11 +114,12 @@ def _order(sort: str) -> list[Any]:
     return [column.is_(None), ordered, Tutor.tutor_id]
 
 
-def list_tutors(db: Session, filters: TutorFilters, *, sort: str = "-churn_score", limit: int = 50,
+def list_tutors(db: Session, filters: TutorFilters, *, tier_window: str, sort: str = "-churn_score", limit: int = 50,
                 offset: int = 0) -> Page:
+    """``tier_window``: the metrics window whose row carries the tier and index (the rules' tiers.window_days)."""
     if sort not in SORTS:
         raise ValueError(f"sort must be one of {SORTS}")
-    stmt = _list_query(db, filters)
+    stmt = _list_query(db, filters, tier_window)
     total = db.execute(select(func.count()).select_from(stmt.subquery())).scalar_one()
     rows = db.execute(stmt.order_by(*_order(sort)).limit(limit).offset(offset)).mappings().all()
     return Page(items=[dict(r) for r in rows], total=total)
@@ -176,7 +175,7 @@ def _explainable(factors: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in factors.items() if isinstance(v, dict) and isinstance(v.get("contribution"), int | float)}
 
 
-def score(db: Session, tutor_id: str, *, on: date | None = None) -> ScoreView:
+def score(db: Session, tutor_id: str, *, tier_window: str, on: date | None = None) -> ScoreView:
     require_tutor(db, tutor_id)
     p = ChurnPrediction
     stmt = select(p).where(p.tutor_id == tutor_id)
@@ -187,7 +186,7 @@ def score(db: Session, tutor_id: str, *, on: date | None = None) -> ScoreView:
                        else f"Tutor {tutor_id} has not been evaluated yet: no churn prediction.")
     m = TutorPerformanceMetric
     tier_row = db.execute(select(m.performance_tier, m.performance_index).where(
-        m.tutor_id == tutor_id, m.window == TIER_WINDOW, m.calculation_date == prediction.prediction_date)).first()
+        m.tutor_id == tutor_id, m.window == tier_window, m.calculation_date == prediction.prediction_date)).first()
     # With ?date= the history stops at that day, so the view is the one ops would have seen then.
     end = day_start(prediction.prediction_date + timedelta(days=1)) if on else None
     history = tier_history(db, tutor_id, until=end, limit=TIER_HISTORY_ON_SCORE, check=False).items

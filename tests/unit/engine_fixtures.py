@@ -113,12 +113,10 @@ def history(*sessions: SessionFact, logins: list[datetime] | None = None, prep: 
             availability: list[tuple[datetime, float]] | None = None) -> History:
     """A history with the given sessions; ``prep`` minutes are attached to every login."""
     logins = sorted(logins or [])
-    responses = sorted(responses or [])
     return History(
         sessions=sorted(sessions, key=lambda s: (s.scheduled_start, s.session_id)), logins=logins,
-        response_minutes=[m for _, m in responses],
-        login_prep=[(t, prep) for t in logins] if prep is not None else [],
-        trainings=sorted(trainings or []), availability_changes=sorted(availability or []), responses=responses)
+        responses=sorted(responses or []), login_prep=[(t, prep) for t in logins] if prep is not None else [],
+        trainings=sorted(trainings or []), availability_changes=sorted(availability or []))
 
 
 def daily_logins(days: int, *, per_day: int = 1, end: datetime = AS_OF) -> list[datetime]:
