@@ -14,6 +14,7 @@ from temporalio.worker import Worker
 
 from activities.evaluation import EvaluationActivities, SweepActivities
 from activities.interventions import InterventionActivities
+from activities.notifications import NotificationActivities
 from activities.rollup import RollupActivities
 from activities.synth import SynthActivities
 from core.config import Settings, get_settings
@@ -21,19 +22,22 @@ from core.db import get_engine
 from core.temporal import connect
 from rules.interventions import active_intervention_rules
 from rules.scoring import active_scoring_rules
-from workflows.intervention import InterventionWorkflow
+from workflows.automated import AutomatedInterventionWorkflow
+from workflows.human_task import HumanTaskWorkflow
+from workflows.program import ProgramWorkflow
 from workflows.periodic import PopulationRollupWorkflow, SweepWorkflow, SynthTickWorkflow, WeeklyTrendsWorkflow
 from workflows.schedules import ensure_evaluation_schedules, ensure_sweep_schedule
 from workflows.tutor_lifecycle import TutorLifecycleWorkflow
 
-WORKFLOWS = [TutorLifecycleWorkflow, InterventionWorkflow, SweepWorkflow, SynthTickWorkflow, PopulationRollupWorkflow,
-             WeeklyTrendsWorkflow]
+WORKFLOWS = [TutorLifecycleWorkflow, AutomatedInterventionWorkflow, HumanTaskWorkflow, ProgramWorkflow, SweepWorkflow,
+             SynthTickWorkflow, PopulationRollupWorkflow, WeeklyTrendsWorkflow]
 
 
 def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecutor, *, task_queue: str | None = None) -> Worker:
     engine = get_engine(settings.database_url)
     evaluation = EvaluationActivities(engine=engine, settings=settings)
-    interventions = InterventionActivities(engine=engine)
+    interventions = InterventionActivities(engine=engine, settings=settings)
+    notifications = NotificationActivities(engine=engine, settings=settings)
     sweep = SweepActivities(engine=engine, settings=settings, client=client)
     synth = SynthActivities(engine=engine, settings=settings, client=client)
     rollup = RollupActivities(engine=engine, settings=settings, client=client)
@@ -43,8 +47,8 @@ def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecuto
         workflows=WORKFLOWS,
         activities=[
             evaluation.evaluate_tutor, evaluation.decide_interventions, sweep.resignal_pending, synth.run_synth_tick,
-            interventions.record_intervention, interventions.send_tutor_message,
-            interventions.escalate_intervention, interventions.complete_intervention,
+            interventions.record_intervention, interventions.save_task, interventions.send_messages,
+            interventions.check_follow_up, notifications.deliver_email,
             rollup.evaluate_population, rollup.store_weekly_trends, rollup.signal_tutors,
         ],
         # SQL and durable-rules are synchronous: they run on this pool, off the event loop.

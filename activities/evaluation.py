@@ -15,9 +15,11 @@ from core.db import session_scope
 from core.temporal import notify_sessions_ingested
 from core.types import utcnow
 from domain.evaluation.service import UnknownTutor, evaluate_tutor
-from domain.interventions.planning import plan_interventions
+from domain.interventions.planning import decide
+from domain.interventions.service import record_plans
+from domain.rulesets import service as ruleset_service
+from domain.rulesets.shadow import record_shadow
 from domain.sessions.service import pending_tutors
-from rules.interventions import active_intervention_rules
 from rules.scoring import active_scoring_rules
 from workflows.inputs import (
     Decision,
@@ -49,10 +51,18 @@ class EvaluationActivities:
 
     @activity.defn
     def decide_interventions(self, inp: DecideInput) -> Decision:
-        rules = active_intervention_rules(self.settings.rules_dir)
+        """Plans under the active rules and writes the planned rows in the same transaction (so the next
+        evaluation's caps see them); a shadow candidate is evaluated beside it and only recorded."""
         with session_scope(self.engine) as db:
-            return plan_interventions(db, inp.tutor_id, as_of=inp.as_of, facts=inp.facts, rules=rules,
-                                      time_scale=self.settings.time_scale)
+            # Read per decision, so a publish takes effect on the next evaluation without a restart.
+            rules = ruleset_service.active_rules(db, self.settings.rules_dir)
+            shadow = ruleset_service.shadow_rules(db)
+            decision, candidate = decide(db, inp.tutor_id, inp.facts, rules=rules, shadow=shadow, as_of=inp.as_of,
+                                         time_scale=self.settings.time_scale)
+            if candidate is not None:
+                record_shadow(db, inp.tutor_id, inp.as_of, decision, candidate)
+            record_plans(db, decision.plans, now=inp.as_of)
+            return decision
 
 
 @dataclass

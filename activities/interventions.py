@@ -1,19 +1,23 @@
-"""Activities of an intervention workflow: record it, message the tutor, escalate, complete. All idempotent."""
+"""Activities of the intervention workflows: persist a case's state, write outbox messages, run follow-up
+checks. Each is idempotent (keyed by case id, revision, step), so Temporal's retries never duplicate a write."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-
 from sqlalchemy.engine import Engine
 from temporalio import activity
 
+from core.config import Settings
 from core.db import session_scope
 from domain.interventions import service
-from workflows.inputs import InterventionStep
+from domain.interventions.models import OutboxStatus
+from domain.rulesets.lookup import rules_for_case
+from workflows.inputs import FollowUpResult, InterventionStep, TaskSnapshot
 
 
 @dataclass
 class InterventionActivities:
     engine: Engine
+    settings: Settings
 
     @activity.defn
     def record_intervention(self, step: InterventionStep) -> str:
@@ -21,17 +25,31 @@ class InterventionActivities:
             return service.record_intervention(db, step.plan, now=step.at).status
 
     @activity.defn
-    def send_tutor_message(self, step: InterventionStep) -> str:
+    def save_task(self, snapshot: TaskSnapshot) -> int:
         with session_scope(self.engine) as db:
-            return service.send_message(db, step.plan, step=step.step, now=step.at).message_id
+            return service.save_snapshot(db, snapshot).revision
 
     @activity.defn
-    def escalate_intervention(self, step: InterventionStep) -> None:
+    def send_messages(self, step: InterventionStep) -> list[str]:
+        """Writes the case's messages for this step; returns the email rows still waiting for delivery."""
         with session_scope(self.engine) as db:
-            service.escalate(db, step.plan.intervention_id, to_role=step.plan.escalate_to_role, now=step.at)
+            service.record_intervention(db, step.plan, now=step.at)
+            messages = service.write_messages(db, step)
+            return [m.message_id for m in messages if m.channel == "email" and m.status != OutboxStatus.sent]
 
     @activity.defn
-    def complete_intervention(self, step: InterventionStep) -> None:
-        assert step.completion is not None
+    def check_follow_up(self, step: InterventionStep) -> FollowUpResult:
+        """A2: was a training module completed since the suggestion? A4 (escalate_if): do the follow-up's
+        conditions, from the rules version that opened the case, still hold on the tutor's latest facts?"""
+        plan = step.plan
         with session_scope(self.engine) as db:
-            service.complete(db, step.plan.intervention_id, step.completion, now=step.at)
+            if plan.follow_up == "check_training":
+                result = service.training_completed_since(db, plan.tutor_id, plan.recommended_at, step.at)
+            else:
+                rules = rules_for_case(db, plan.rules_hash, self.settings.rules_dir)
+                facts = service.latest_facts(db, plan.tutor_id)
+                holds = rules.follow_up_holds(plan.intervention_type, facts)
+                result = FollowUpResult(done=holds, detail=("pattern continued: escalated to manager review" if holds
+                                                            else "pattern stopped: no escalation"))
+            service.set_follow_up(db, plan.intervention_id, result, now=step.at)
+            return result

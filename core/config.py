@@ -4,7 +4,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # where rules/ ships, installed or checked out
@@ -45,6 +45,18 @@ class Settings(BaseSettings):
     synth_tick_seconds: int = 15
     synth_sessions_per_day: int = 3000
     synth_tutors: int = 250
+    # Email of automated interventions (outbox channel "email"). The defaults point at the local mail sink
+    # (`tutorpulse mailsink`, started by the demo), so nothing leaves the machine unless configured to.
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 8025
+    smtp_from: str = "TutorPulse <noreply@tutorpulse.local>"
+    # Per socket operation; keep it well under the delivery activity's start-to-close timeout.
+    smtp_timeout_seconds: float = Field(default=10, gt=0)
+    smtp_starttls: bool = False
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None  # SecretStr: never printed with the settings
+    # Where the local sink writes every message it receives, one file per delivery.
+    mail_dir: Path = Field(default_factory=lambda: Path.cwd() / "var" / "mail")
 
     @field_validator("database_url")
     @classmethod

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from temporalio.client import Client
 
 from core.config import Settings, get_settings
-from workflows.inputs import CompleteTaskSignal, SessionsIngested, TutorLifecycleInput
+from workflows.inputs import SessionsIngested, TaskCommand, TaskView, TutorLifecycleInput
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +48,18 @@ async def try_notify(client: Client | None, by_tutor: dict[str, list[str]], *, t
         return False
 
 
-async def signal_task_completed(client: Client, intervention_id: str, signal: CompleteTaskSignal) -> None:
-    await client.get_workflow_handle(intervention_id).signal("complete", signal)
+TASK_UPDATES = ("claim", "unclaim", "assign", "approve", "complete", "cancel", "extend")
+
+
+async def update_task(client: Client, intervention_id: str, update: str, cmd: TaskCommand) -> TaskView:
+    """Runs one Update on an intervention's workflow (its id is the intervention id) and returns its new state.
+
+    The workflow's validator refuses an illegal transition before anything is written: the caller gets
+    WorkflowUpdateFailedError whose cause carries the reason. A closed workflow raises RPCError NOT_FOUND.
+    """
+    if update not in TASK_UPDATES:
+        raise ValueError(f"unknown task update {update!r}; one of {TASK_UPDATES}")
+    return await client.get_workflow_handle(intervention_id).execute_update(update, cmd, result_type=TaskView)
 
 
 def group_by_tutor(pairs: Iterable[tuple[str, str]]) -> dict[str, list[str]]:

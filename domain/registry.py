@@ -9,6 +9,7 @@ from domain.events.models import TutorEvent
 from domain.feedback.models import StudentFeedback
 from domain.interventions.models import Intervention, OutboxMessage
 from domain.metrics.models import TutorPerformanceMetric
+from domain.rulesets.models import RuleVersion, ShadowDecision  # noqa: F401 - rule administration tables
 from domain.scoring.models import ChurnPrediction
 from domain.sessions.models import TutoringSession
 from domain.students.models import Student

@@ -1,33 +1,46 @@
-"""Server-rendered pages for ops and People Ops: Home (KPIs, alerts) and the intervention queue."""
+"""Server-rendered pages for ops and People Ops: Home (KPIs, alerts) and the intervention queue.
+
+The queue acts through the same update path as the JSON API (api.routes.queue.run_task_update): every button
+is a Temporal Update on the case's workflow, which decides whether the transition is legal and writes the row.
+Who is acting comes from the ``tp_user`` cookie set by the user picker, until accounts arrive (issue 7).
+"""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 from math import ceil
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Cookie, Form, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
-from pydantic import ValidationError
+from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from api.actor import USER_COOKIE, Actor, ActorRefused, require_staff, resolve_actor
 from api.deps import DbDep, EngineDep, TemporalDep
-from api.routes.interventions import CompletionRefused, request_completion
+from api.routes.queue import TaskUpdateRefused, reread_after, run_task_update
 from core.db import session_scope
+from core.errors import InputError
 from core.types import utcnow
 from domain.dashboard import service as dashboard_service
-from domain.interventions import service as intervention_service
-from domain.interventions.models import CompleteTask, Outcome
+from domain.interventions import queries
+from domain.interventions.models import Intervention, Outcome
 from domain.scoring.models import RiskLevel
+from domain.users import service as user_service
+from workflows.inputs import TaskCommand
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 50
 HOME_TASKS = 5
 HIGH_ALERTS = 10
+ACTIONS = ("claim", "unclaim", "assign", "approve", "complete", "cancel", "extend")
+DONE = {"claim": "Claimed", "unclaim": "Returned to the queue", "assign": "Assigned", "approve": "Approved",
+        "complete": "Completed", "cancel": "Cancelled", "extend": "Extended"}
+COOKIE_DAYS = 30
 
 
 def _when(value: datetime | None) -> str:
@@ -55,23 +68,11 @@ templates.env.filters["when"] = _when
 templates.env.globals["due"] = _due
 
 
-def _queue_context(db: Session, *, page: int, now: datetime) -> dict[str, Any]:
-    rows, total = intervention_service.list_tasks(db, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
-    return {
-        "tasks": rows, "total": total, "page": page, "pages": max(1, ceil(total / PAGE_SIZE)), "now": now,
-        "outcomes": list(Outcome), "active": "queue",
-    }
-
-
-def _queue_context_in_thread(engine: Engine, *, page: int, now: datetime) -> dict[str, Any]:
-    with session_scope(engine) as db:
-        return _queue_context(db, page=page, now=now)
-
-
 @router.get("/", response_class=HTMLResponse)
 def home(request: Request, db: DbDep) -> Response:
     now = utcnow()
-    tasks, open_count = intervention_service.list_tasks(db, limit=HOME_TASKS)
+    items, open_count = queries.list_queue(db, queries.QueueFilters(scope="all"), user_id=None, role=None, now=now,
+                                           limit=HOME_TASKS)
     return templates.TemplateResponse(request, "home.html", {
         "now": now,
         "active": "home",
@@ -79,48 +80,174 @@ def home(request: Request, db: DbDep) -> Response:
         "risk_counts": dashboard_service.risk_counts(db, now=now, levels=dashboard_service.AT_RISK),
         "critical": dashboard_service.critical_alerts(db, now=now),
         "high": dashboard_service.critical_alerts(db, now=now, limit=HIGH_ALERTS, levels=(RiskLevel.high,)),
-        "tasks": tasks,
+        "tasks": [(i.intervention, i.tutor_name) for i in items],
         "open_count": open_count,
     })
 
 
+# --- the queue page ---------------------------------------------------------------------------------------
+
+def _choice(value: str | None, allowed: tuple[str, ...] | list[str], default: str | None) -> str | None:
+    # A page forgives a stale or hand-edited link by falling back to the default; the JSON API answers 422.
+    return value if value in allowed else default
+
+
+def _view_params(params: dict[str, str]) -> dict[str, Any]:
+    """The queue's filters from query parameters (or a form's `back` field), each checked against its choices."""
+    try:
+        page = max(1, int(params.get("page") or 1))
+    except ValueError:
+        page = 1
+    return {
+        "scope": _choice(params.get("scope"), queries.SCOPES, "role"),
+        "risk": _choice(params.get("risk"), [r.value for r in RiskLevel], None),
+        "type": (params.get("type") or "").strip()[:40] or None,
+        "due": _choice(params.get("due"), queries.DUE_FILTERS, None),
+        "status": _choice(params.get("status"), queries.STATUS_FILTERS, "open"),
+        "page": page,
+    }
+
+
+def _query(view: dict[str, Any], **changes: Any) -> str:
+    merged = {**view, **changes}
+    defaults = {"scope": "role", "status": "open", "page": 1}
+    return urlencode({k: v for k, v in merged.items() if v not in (None, "") and defaults.get(k) != v})
+
+
+def _task_types(db: Session) -> list[str]:
+    stmt = (select(Intervention.intervention_type).where(Intervention.kind != "automated").distinct()
+            .order_by(Intervention.intervention_type))
+    return list(db.execute(stmt).scalars())
+
+
+def _page_actor(db: Session, user_id: str | None) -> tuple[Actor | None, str | None]:
+    if not user_id:
+        return None, None
+    try:
+        return require_staff(resolve_actor(db, user_id)), None
+    except ActorRefused as exc:
+        return None, exc.message
+
+
+def _queue_context(db: Session, *, view: dict[str, Any], user_id: str | None, now: datetime) -> dict[str, Any]:
+    actor, who_error = _page_actor(db, user_id)
+    context: dict[str, Any] = {
+        "active": "queue", "now": now, "view": view, "query": _query, "actor": actor, "who_error": who_error,
+        "staff": user_service.active_staff(db), "outcomes": list(Outcome), "risks": [r.value for r in RiskLevel],
+        "types": _task_types(db), "scopes": queries.SCOPES, "dues": queries.DUE_FILTERS,
+        "statuses": queries.STATUS_FILTERS, "tasks": [], "total": 0, "pages": 1, "scope_error": None,
+    }
+    if actor is None:
+        return context
+    try:
+        queries.check_scope(view["scope"], actor.role)
+    except queries.ScopeNotAllowed as exc:
+        context["scope_error"] = str(exc)
+        return context
+    filters = queries.QueueFilters(scope=view["scope"], risk_levels=[view["risk"]] if view["risk"] else (),
+                                   types=[view["type"]] if view["type"] else (), due=view["due"],
+                                   status=view["status"])
+    items, total = queries.list_queue(db, filters, user_id=actor.user_id, role=actor.role, now=now,
+                                      limit=PAGE_SIZE, offset=(view["page"] - 1) * PAGE_SIZE)
+    context.update(tasks=[(i.intervention, i.tutor_name) for i in items], total=total,
+                   pages=max(1, ceil(total / PAGE_SIZE)))
+    return context
+
+
+def _queue_context_in_thread(engine: Engine, **kwargs: Any) -> dict[str, Any]:
+    with session_scope(engine) as db:
+        return _queue_context(db, **kwargs)
+
+
 @router.get("/queue", response_class=HTMLResponse)
-def queue(request: Request, db: DbDep, page: int = 1, completed: str | None = None) -> Response:
-    context = _queue_context(db, page=max(page, 1), now=utcnow())
-    return templates.TemplateResponse(request, "queue.html", {**context, "completed": completed})
+def queue(request: Request, db: DbDep, tp_user: Annotated[str | None, Cookie()] = None) -> Response:
+    view = _view_params(dict(request.query_params))
+    context = _queue_context(db, view=view, user_id=tp_user, now=utcnow())
+    done_id, did = request.query_params.get("done"), request.query_params.get("did")
+    context.update(done=done_id, did=DONE.get(did or ""))
+    status = 403 if context["scope_error"] else 200
+    return templates.TemplateResponse(request, "queue.html", context, status_code=status)
 
 
-def _form_error(exc: ValidationError) -> str:
-    fields = {str(e["loc"][0]) for e in exc.errors() if e["loc"]}
-    if "outcome" in fields:
-        choices = ", ".join(dashboard_service.title_words(o).lower() for o in Outcome)
-        return f"Choose an outcome ({choices}) before completing the task."
-    return "Notes are limited to 4000 characters."
+@router.post("/queue/user", response_class=HTMLResponse)
+def choose_user(db: DbDep, user_id: Annotated[str, Form()] = "", back: Annotated[str, Form()] = "") -> Response:
+    """Remembers which staff user this browser acts as; the queue reads the cookie on every request."""
+    view = _view_params(dict(parse_qsl(back)))
+    response = RedirectResponse(f"/queue?{_query(view, page=1)}", status_code=303)
+    if user_id and user_service.active_user(db, user_id) is not None:
+        response.set_cookie(USER_COOKIE, user_id, max_age=COOKIE_DAYS * 86400, httponly=True, samesite="lax")
+    else:
+        response.delete_cookie(USER_COOKIE)
+    return response
 
 
-@router.post("/queue/{intervention_id}/complete", response_class=HTMLResponse)
-async def complete_task(
-    request: Request,
-    intervention_id: str,
-    engine: EngineDep,
-    client: TemporalDep,
-    outcome: Annotated[str, Form()] = "",
-    notes: Annotated[str, Form()] = "",
-    page: Annotated[int, Form()] = 1,
-) -> Response:
-    page = max(page, 1)
-    try:
-        task = CompleteTask(outcome=outcome, notes=notes.strip() or None)
-    except ValidationError as exc:
-        context = await run_in_threadpool(_queue_context_in_thread, engine, page=page, now=utcnow())
-        return templates.TemplateResponse(request, "queue.html", {
-            **context, "error": _form_error(exc), "error_for": intervention_id, "kept_notes": notes,
-        }, status_code=422)
-    try:
-        await request_completion(engine, client, intervention_id, task)
-    except CompletionRefused as exc:
+def _command(actor: Actor, action: str, form: dict[str, str]) -> tuple[TaskCommand | None, str | None]:
+    """The Update's argument from the row's form, or the message to show on the row when the form is incomplete."""
+    notes = form.get("notes", "").strip() or None
+    if notes and len(notes) > 4000:
+        return None, "Notes are limited to 4000 characters."
+    cmd = TaskCommand(actor=actor.user_id, actor_role=actor.role, notes=notes)
+    if action == "complete":
+        if form.get("outcome") not in {o.value for o in Outcome}:
+            choices = ", ".join(dashboard_service.title_words(o).lower() for o in Outcome)
+            return None, f"Choose an outcome ({choices}) before completing the task."
+        cmd.outcome = form["outcome"]
+    elif action == "assign":
+        if not form.get("assignee"):
+            return None, "Choose who to assign the task to."
+        cmd.assignee = form["assignee"]
+    elif action == "cancel":
+        reason = form.get("reason", "").strip()
+        if not reason or len(reason) > 500:
+            return None, "Say why the task is cancelled (up to 500 characters)."
+        cmd.reason = reason
+    elif action == "extend":
+        try:
+            days = float(form.get("extend_days", ""))
+        except ValueError:
+            days = 0.0
+        if not 0 < days <= 365:
+            return None, "Give the number of days to extend by (more than 0)."
+        cmd.extend_days = days
+    return cmd, None
+
+
+@router.post("/queue/{intervention_id}/{action}", response_class=HTMLResponse)
+async def act(request: Request, intervention_id: str, action: str, engine: EngineDep, client: TemporalDep,
+              tp_user: Annotated[str | None, Cookie()] = None) -> Response:
+    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    view = _view_params(dict(parse_qsl(form.get("back", ""))))
+    now = utcnow()
+
+    async def page_with(message: str, status: int) -> Response:
+        context = await run_in_threadpool(_queue_context_in_thread, engine, view=view, user_id=tp_user, now=now)
+        shown = any(row.intervention_id == intervention_id for row, _ in context["tasks"])
+        context.update(error=message, error_for=intervention_id if shown else None, kept=form, done=None, did=None)
+        return templates.TemplateResponse(request, "queue.html", context, status_code=status)
+
+    if action not in ACTIONS:
         return templates.TemplateResponse(request, "error.html", {
-            "status": exc.status_code, "message": exc.message, "active": "queue",
-        }, status_code=exc.status_code)
-    query = urlencode({"completed": intervention_id, **({"page": page} if page > 1 else {})})
-    return RedirectResponse(f"/queue?{query}", status_code=303)
+            "status": 404, "message": f"There is no {action!r} action on a task.", "active": "queue"}, status_code=404)
+    actor, who_error = await run_in_threadpool(_actor_in_thread, engine, tp_user)
+    if actor is None:
+        return await page_with(who_error or "Choose who you are acting as before changing a task.", 401)
+    cmd, problem = _command(actor, action, form)
+    if cmd is None:
+        return await page_with(problem or "", 422)
+    try:
+        view_after = await run_task_update(engine, client, intervention_id, action, cmd)
+    except InputError as exc:
+        return await page_with("; ".join(e["msg"] for e in exc.errors), 422)
+    except TaskUpdateRefused as exc:
+        if exc.status_code == 404:
+            return templates.TemplateResponse(request, "error.html", {
+                "status": 404, "message": exc.message, "active": "queue"}, status_code=404)
+        return await page_with(exc.message, exc.status_code)
+    # The page shown after the redirect reads the row: wait until the workflow's write has landed.
+    await reread_after(engine, intervention_id, view_after)
+    return RedirectResponse(f"/queue?{_query(view, done=intervention_id, did=action)}", status_code=303)
+
+
+def _actor_in_thread(engine: Engine, user_id: str | None) -> tuple[Actor | None, str | None]:
+    with session_scope(engine) as db:
+        return _page_actor(db, user_id)

@@ -47,23 +47,52 @@ class DecideInput:
 
 @dataclass
 class InterventionPlan:
-    """One intervention to start: everything its workflow needs, fixed by the rules version that chose it."""
+    """One intervention to start: everything its workflow needs, fixed by the rules version that chose it.
+
+    Durations are seconds already multiplied by the time scale, so a running workflow never re-reads rules:
+    it keeps the version (and hash) that created it even after an admin publishes another.
+    """
 
     intervention_id: str
     tutor_id: str
     intervention_type: str
-    kind: str  # automated | human
+    kind: str  # automated | human | program
     title: str
     trigger_reason: str
     recommended_at: datetime
     rules_version: str
     rules_hash: str
     matched_rules: list[str]
+    step: str = "task"  # task | message | kickoff | checkin | review | escalation | program
+    parent_id: str | None = None
+    risk_level: str | None = None
+    churn_score: float | None = None
     owner_role: str | None = None
     escalate_to_role: str | None = None
-    sla_seconds: float | None = None  # already multiplied by the time scale
+    requires_approval: bool = False
+    approver_role: str | None = None
+    sla_seconds: float | None = None
+    reminder_before_seconds: float | None = None
     message_subject: str | None = None
     message_body: str | None = None
+    channels: list[str] = field(default_factory=lambda: ["in_app"])
+    send_delay_seconds: float = 0.0  # A3: the survey goes out 2 h after the first session
+    track_seconds: float = 0.0  # automated: how long opened/responded are tracked before the case closes
+    follow_up: str | None = None  # automated: check_training (A2) | escalate_if_continues (A4)
+    follow_up_seconds: float | None = None
+    escalation_plan: InterventionPlan | None = None  # A4: the manager review started if the pattern continues
+    cancel_if_unmatched: bool = False  # cancelled when a later evaluation no longer asks for this type
+    duration_seconds: float | None = None  # programs: H2 4 weeks, H3 30 days
+    max_duration_seconds: float | None = None  # programs: how far `extend` may take it (H3 60 days)
+    checkin_every_seconds: float | None = None  # programs: weekly PIP check-ins
+    checkin_sla_seconds: float | None = None
+    day_seconds: float = 86400.0  # one business day under the time scale (programs extend by days)
+
+
+@dataclass
+class Cancellation:
+    intervention_id: str
+    reason: str
 
 
 @dataclass
@@ -71,6 +100,8 @@ class Decision:
     tutor_id: str
     rules_version: str
     plans: list[InterventionPlan]
+    cancel: list[Cancellation] = field(default_factory=list)
+    capped: list[str] = field(default_factory=list)  # intervention types held back by a frequency cap
 
 
 @dataclass
@@ -82,13 +113,50 @@ class TutorState:
     churn_score: float | None
     risk_level: str | None
     started_interventions: list[str]
+    cancelled_interventions: list[str] = field(default_factory=list)
 
 
 @dataclass
-class CompleteTaskSignal:
-    outcome: str
+class TaskCommand:
+    """Argument of every task Update (claim, unclaim, assign, approve, complete, cancel, extend).
+
+    ``actor_role`` is what the API resolved for the caller; the workflow's validator decides with it, so an
+    illegal transition is refused before anything is written.
+    """
+
+    actor: str
+    actor_role: str
+    assignee: str | None = None  # assign
+    outcome: str | None = None  # complete: improved | no_change | declined | churned
     notes: str | None = None
-    completed_by: str | None = None
+    reason: str | None = None  # cancel
+    extend_days: float | None = None  # programs: extend (H3 up to its maximum)
+
+
+@dataclass
+class TaskView:
+    """A task's state as its workflow holds it (returned by every Update and the `view` query)."""
+
+    intervention_id: str
+    status: str  # needs_approval | pending | in_progress | completed | cancelled
+    assigned_to: str | None = None
+    approved_by: str | None = None
+    escalated: bool = False
+    outcome: str | None = None
+    notes: str | None = None
+    due_at: datetime | None = None
+    revision: int = 0  # bumps on every change; the row is written only by a newer revision
+
+
+@dataclass
+class TaskSnapshot:
+    """What the save activity writes: the workflow's state after one change, plus what changed and who."""
+
+    plan: InterventionPlan
+    view: TaskView
+    event: str  # recorded | approved | claimed | unclaimed | assigned | completed | cancelled | escalated | reminded ...
+    actor: str | None
+    at: datetime
 
 
 @dataclass
@@ -98,7 +166,14 @@ class InterventionStep:
     plan: InterventionPlan
     step: str
     at: datetime
-    completion: CompleteTaskSignal | None = None
+    recipient_role: str | None = None  # staff notifications (reminder, escalation) go to a role, not the tutor
+    recipient: str | None = None
+
+
+@dataclass
+class FollowUpResult:
+    done: bool  # A2: training completed; A4: pattern continued
+    detail: str
 
 
 @dataclass
@@ -107,6 +182,7 @@ class InterventionResult:
     status: str
     escalated: bool
     outcome: str | None
+    notes: str | None = None
 
 
 @dataclass

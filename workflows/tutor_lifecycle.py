@@ -6,7 +6,7 @@ from datetime import datetime
 
 from temporalio import workflow
 from temporalio.common import WorkflowIDReusePolicy
-from temporalio.exceptions import ActivityError, WorkflowAlreadyStartedError
+from temporalio.exceptions import ActivityError, FailureError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
     from activities.evaluation import EvaluationActivities
@@ -17,7 +17,9 @@ with workflow.unsafe.imports_passed_through():
         TutorLifecycleInput,
         TutorState,
     )
-    from workflows.intervention import InterventionWorkflow
+    from workflows.automated import AutomatedInterventionWorkflow
+    from workflows.human_task import HumanTaskWorkflow
+    from workflows.program import ProgramWorkflow
     from workflows.policies import DB_RETRY, DB_TIMEOUT
 
 
@@ -32,6 +34,7 @@ class TutorLifecycleWorkflow:
         self._churn_score: float | None = None
         self._risk_level: str | None = None
         self._started: list[str] = []
+        self._cancelled: list[str] = []
 
     @workflow.signal
     def sessions_ingested(self, signal: SessionsIngested) -> None:
@@ -43,7 +46,7 @@ class TutorLifecycleWorkflow:
         return TutorState(
             tutor_id=self._tutor_id, evaluations=self._evaluations, pending_sessions=len(self._pending),
             last_evaluated_at=self._last_evaluated_at, churn_score=self._churn_score, risk_level=self._risk_level,
-            started_interventions=list(self._started[-20:]),
+            started_interventions=list(self._started[-20:]), cancelled_interventions=list(self._cancelled[-20:]),
         )
 
     @workflow.run
@@ -87,14 +90,23 @@ class TutorLifecycleWorkflow:
         self._last_evaluated_at = as_of
         self._churn_score, self._risk_level = result.churn_score, result.risk_level
         for plan in decision.plans:
+            run = {"automated": AutomatedInterventionWorkflow.run, "program": ProgramWorkflow.run}.get(
+                plan.kind, HumanTaskWorkflow.run)
             try:
                 # The id is the business key and a finished id is never reused: no duplicate intervention,
                 # however often this evaluation is replayed or retried.
                 await workflow.start_child_workflow(
-                    InterventionWorkflow.run, plan, id=plan.intervention_id,
+                    run, plan, id=plan.intervention_id,
                     parent_close_policy=workflow.ParentClosePolicy.ABANDON,
                     id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 )
                 self._started.append(plan.intervention_id)
             except WorkflowAlreadyStartedError:
                 pass
+        for cancellation in decision.cancel:
+            try:
+                await workflow.get_external_workflow_handle(cancellation.intervention_id).signal(
+                    AutomatedInterventionWorkflow.rules_unmatched, cancellation.reason)
+                self._cancelled.append(cancellation.intervention_id)
+            except FailureError:
+                pass  # it closed in the meantime: nothing left to cancel

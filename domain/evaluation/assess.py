@@ -11,6 +11,7 @@ from typing import Any
 
 from domain.metrics.history import History
 from domain.metrics.service import WindowMetrics, below_thresholds, window_metrics
+from domain.scoring import patterns
 from domain.scoring import service as scoring
 from domain.tiers import service as tiers
 from rules.scoring import ScoringRuleSet
@@ -47,9 +48,21 @@ def assess(tutor_id: str, history: History, *, onboarding: date, as_of: datetime
         "first_sessions_recent": scoring.first_sessions_since(history, as_of - scoring.ONE_DAY),
         "flag_poor_first_session": "poor_first_session" in names, "flag_high_reschedule": "high_reschedule" in names,
         "flag_no_show_risk": "no_show_risk" in names,
+        # Activity and skill signals H4 ("reduced activity") and A2 ("skill gap") read.
+        "sessions_7d_vs_30d": _ratio(short.sessions_scheduled, long.sessions_scheduled * short.days / long.days),
+        "login_decline_week": patterns.login_decline(history, as_of=as_of, days=14),
+        "weakest_subject_rating_30d": min(long.satisfaction_by_subject.values(), default=None),
+        "weakest_subject": min(long.satisfaction_by_subject, key=long.satisfaction_by_subject.get, default=None),
+        # A3 checks in on every held first session with a new student, one case per session.
+        "first_session_ids": [x.session_id for x in history.sessions if x.session_number == 1 and not x.no_show
+                              and as_of - scoring.ONE_DAY <= x.scheduled_start < as_of],
     }
     return Assessment(tutor_id=tutor_id, as_of=as_of, windows=windows, score=score, tier=tier, tenure_days=tenure,
                       facts=facts)
+
+
+def _ratio(part: float, whole: float) -> float | None:
+    return round(part / whole, 3) if whole else None
 
 
 def _tier(index: float | None, windows: dict[int, WindowMetrics], score: scoring.Score, *,

@@ -78,5 +78,6 @@ def save(db: Session, a: Assessment, rows: DayRows, *, rules: ScoringRules, now:
     pred.churn_score, pred.risk_level = a.score.churn_score, a.score.risk_level
     pred.contributing_factors = a.score.contributing_factors(rules.spec)
     pred.flags = [f.as_dict() for f in a.score.flags]
+    pred.facts = dict(a.facts)
     pred.model_version = f"rules:{rules.version_label}"
     pred.rules_version, pred.rules_hash = rules.version_label, rules.hash

@@ -36,6 +36,8 @@ class ChurnPrediction(SQLModel, table=True):
     # Each component's 0-100 score and its weighted contribution, so a score can be explained.
     contributing_factors: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     flags: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # The facts the intervention rules read at this evaluation: the rules dry run replays them.
+    facts: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}"))
     model_version: str = Field(max_length=60)
     rules_version: str | None = Field(default=None, max_length=40)
     rules_hash: str | None = Field(default=None, max_length=64)

@@ -19,12 +19,13 @@ from domain.metrics.models import TutorPerformanceMetric
 from domain.scoring.models import ChurnPrediction
 from domain.sessions.models import TutoringSession
 from domain.tutors.models import Tutor
+from domain.users.service import ensure_demo_staff
 from rules.scoring import active_scoring_rules
 from tests.factories import seed_people, session_payload
 from tests.integration.pipeline_helpers import eventually, troubled_history
 from worker import build_worker
 from workflows.inputs import SweepInput
-from workflows.intervention import InterventionWorkflow
+from workflows.program import ProgramWorkflow
 from workflows.tutor_lifecycle import TutorLifecycleWorkflow
 from workflows.periodic import SweepWorkflow
 
@@ -33,6 +34,12 @@ def _api(settings: Settings, env: WorkflowEnvironment) -> httpx.AsyncClient:
     app = create_app(settings)
     app.state.temporal = env.client  # the same loop as the test: no second connection needed
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://tp")
+
+
+def _status(engine: Engine, intervention_id: str) -> str | None:
+    with session_scope(engine) as db:
+        row = db.get(Intervention, intervention_id)
+        return row.status if row else None
 
 
 def _pending(engine: Engine) -> int:
@@ -67,55 +74,52 @@ async def test_session_to_intervention_to_completion(engine: Engine, settings: S
             windows = set(db.execute(select(TutorPerformanceMetric.window).where(TutorPerformanceMetric.tutor_id == t2)).scalars())
         assert windows == {f"{d}day" for d in active_scoring_rules(settings.rules_dir).spec.windows_days} == {"7day", "30day", "90day"}
 
-        # Critical + high-reschedule pattern + 30-day rating under 3.5, by rules/interventions.yaml:
-        expected = {"A1_coaching_tips", "A2_training_module", "A4_reschedule_alert",
-                    "H1_coaching_session", "H3_pip", "H4_retention_interview"}
+        # Critical + high-reschedule pattern + low ratings in its subject, by rules/interventions.yaml. H1 needs
+        # 7 days at High/Critical and H4 reduced activity: neither holds on a tutor's first troubled day.
+        expected = {"A1_coaching_tips", "A2_training_module", "A4_reschedule_alert", "H3_pip"}
 
         def interventions():  # noqa: ANN202
             with session_scope(engine) as db:
-                rows = db.execute(select(Intervention).where(Intervention.tutor_id == t2)).scalars().all()
+                rows = db.execute(select(Intervention).where(Intervention.tutor_id == t2,
+                                                             Intervention.parent_id.is_(None))).scalars().all()
                 return rows if {r.intervention_type for r in rows} == expected else None
 
         rows = await eventually(interventions, what="t2 interventions")
         by_type = {r.intervention_type: r for r in rows}
-        assert by_type["H3_pip"].rules_version == "tutor_interventions@v1"
-        assert "critical_risk" in by_type["H3_pip"].matched_rules
-        assert by_type["H1_coaching_session"].due_date is not None
+        assert by_type["H3_pip"].rules_version == "tutor_interventions@v2" and by_type["H3_pip"].rules_hash
+        assert by_type["H3_pip"].matched_rules == ["critical_pip"] and by_type["H3_pip"].risk_level == "Critical"
 
-        def automated_done():  # noqa: ANN202
+        def automated_sent():  # noqa: ANN202
             with session_scope(engine) as db:
-                row = db.get(Intervention, by_type["A1_coaching_tips"].intervention_id)
-                has_message = db.execute(select(func.count()).select_from(OutboxMessage).where(
-                    OutboxMessage.intervention_id == row.intervention_id)).scalar_one()
-                return row.status == "completed" and has_message == 1
+                return db.execute(select(func.count()).select_from(OutboxMessage).where(
+                    OutboxMessage.intervention_id == by_type["A1_coaching_tips"].intervention_id,
+                    OutboxMessage.channel == "in_app")).scalar_one() == 1
 
-        await eventually(automated_done, what="automated tips sent")
+        await eventually(automated_sent, what="automated tips sent in-app")
 
-        queue = await api.get("/api/v1/interventions", params={"status": "open", "kind": "human"})
-        assert queue.status_code == 200
-        task_ids = {item["intervention_id"] for item in queue.json()["items"]}
-        pip = by_type["H3_pip"].intervention_id
-        assert pip in task_ids
-
-        handle = temporal_env.client.get_workflow_handle_for(InterventionWorkflow.run, pip)
-        assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
-        r = await api.post(f"/api/v1/interventions/{pip}/complete", json={"outcome": "improved", "notes": "agreed goals"})
-        assert r.status_code == 202, r.text
-        result = await handle.result()
-        assert result.outcome == "improved" and not result.escalated
+        # The PIP's kickoff waits for a manager's approval; People Ops then works it from the queue.
         with session_scope(engine) as db:
-            done = db.get(Intervention, pip)
-            assert done.status == "completed" and done.outcome == "improved" and done.notes == "agreed goals"
-
-        # The same through the /queue page's form, as an ops user clicks it.
-        coaching = by_type["H1_coaching_session"].intervention_id
-        page = await api.get("/queue")
-        assert coaching in page.text
-        r = await api.post(f"/queue/{coaching}/complete", data={"outcome": "declined", "notes": "no answer"})
-        assert r.status_code == 303, r.text
-        result = await temporal_env.client.get_workflow_handle_for(InterventionWorkflow.run, coaching).result()
-        assert result.outcome == "declined"
-        assert coaching not in (await api.get("/queue")).text
+            ensure_demo_staff(db)
+        sarah, marcus = {"X-User-Id": "u_sarah_chen"}, {"X-User-Id": "u_marcus_reed"}
+        pip = by_type["H3_pip"].intervention_id
+        kickoff = f"{pip}-kickoff"
+        await eventually(lambda: _status(engine, kickoff) == "needs_approval", what="PIP kickoff task")
+        queue = await api.get("/api/v1/queue", params={"scope": "all", "status": "needs_approval"}, headers=sarah)
+        assert kickoff in {item["intervention_id"] for item in queue.json()["items"]}, queue.text
+        r = await api.post(f"/api/v1/queue/{kickoff}/claim", headers=marcus)
+        assert r.status_code == 409 and "approval" in r.json()["detail"]
+        assert (await api.post(f"/api/v1/queue/{kickoff}/approve", headers=sarah)).status_code == 200
+        assert (await api.post(f"/api/v1/queue/{kickoff}/claim", headers=marcus)).status_code == 200
+        r = await api.post(f"/api/v1/queue/{kickoff}/complete", headers=marcus,
+                           json={"outcome": "no_change", "notes": "goals agreed"})
+        assert r.status_code == 200, r.text
+        await eventually(lambda: _status(engine, pip) == "in_progress", what="PIP running")
+        handle = temporal_env.client.get_workflow_handle_for(ProgramWorkflow.run, pip)
+        assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
+        r = await api.post(f"/api/v1/queue/{pip}/cancel", headers=sarah, json={"reason": "tutor left the platform"})
+        assert r.status_code == 200, r.text
+        result = await handle.result()
+        assert result.status == "cancelled" and _status(engine, pip) == "cancelled"
 
         # A second evaluation (new session) must not start duplicates of the still-open cases.
         before = len(rows)

@@ -7,10 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, SQLModel
-from temporalio.service import RPCError, RPCStatusCode
 
 import domain.registry  # noqa: F401 - every table on the metadata before create_all
-from api.deps import get_temporal
 from api.main import create_app
 from core.config import Settings
 from core.db import get_engine
@@ -188,70 +186,6 @@ def test_alert_without_open_task_recommends_review(client, app_and_engine):
     assert "Review profile" in critical
 
 
-def test_queue_lists_open_human_tasks(client):
-    html = client.get("/queue").text
-    assert "2 open tasks" in html
-    assert "i-done" not in html and "i-auto" not in html  # completed, and automated
-    escalated, overdue = html.index('data-intervention="i-escalated"'), html.index('data-intervention="i-overdue"')
-    assert escalated < overdue  # escalated first
-    overdue_row, escalated_row = _task_row(html, "i-overdue"), _task_row(html, "i-escalated")
-    assert "is-overdue" in overdue_row and "badge overdue" in overdue_row
-    assert "is-overdue" not in escalated_row and "badge overdue" not in escalated_row
-    assert "badge escalated" in escalated_row and "badge escalated" not in overdue_row
-    assert "Jane Doe" in overdue_row and "#t1" in overdue_row and "Churn score 82 (Critical)" in overdue_row
-    assert "People Ops" in overdue_row
-    for outcome in ("improved", "no_change", "declined", "churned"):
-        assert f'<option value="{outcome}">' in overdue_row
-    assert 'action="/queue/i-overdue/complete"' in overdue_row and '<label for="notes-' in overdue_row
-
-
-def test_queue_paginates(client, app_and_engine):
-    engine = app_and_engine[1]
-    with Session(engine) as db:
-        db.add_all([_task(f"i-bulk-{n:02d}", "t3", "human", due=NOW + (n + 2) * DAY) for n in range(50)])
-        db.commit()
-    first = client.get("/queue").text
-    assert first.count("<tr id=\"task-") == 50 and "Page 1 of 2" in first and "i-bulk-49" not in first
-    second = client.get("/queue?page=2").text
-    assert second.count("<tr id=\"task-") == 2 and "i-bulk-48" in second and "i-bulk-49" in second
-
-
-def test_complete_with_temporal_down_is_503_and_changes_nothing(client, app_and_engine):
-    response = client.post("/queue/i-overdue/complete", data={"outcome": "improved", "notes": "talked"})
-    assert response.status_code == 503
-    assert "Temporal is unreachable" in response.text
-    row = _row(app_and_engine[1], "i-overdue")
-    assert row.status == InterventionStatus.pending and row.outcome is None and row.notes is None
-
-
-def test_complete_rejects_bad_outcome_unknown_and_closed(client):
-    bad = client.post("/queue/i-overdue/complete", data={"outcome": "great", "notes": "keep me"})
-    assert bad.status_code == 422
-    assert "Choose an outcome" in bad.text and "keep me" in bad.text and 'data-intervention="i-overdue"' in bad.text
-    assert client.post("/queue/nope/complete", data={"outcome": "improved"}).status_code == 404
-    closed = client.post("/queue/i-done/complete", data={"outcome": "improved"})
-    assert closed.status_code == 409 and "already completed" in closed.text
-
-
-def test_complete_signals_workflow_and_redirects(client, app_and_engine):
-    app, engine = app_and_engine
-    fake = FakeTemporal()
-    app.dependency_overrides[get_temporal] = lambda: fake
-    response = client.post("/queue/i-overdue/complete", data={"outcome": "no_change", "notes": " left a note "},
-                           follow_redirects=False)
-    assert response.status_code == 303 and response.headers["location"] == "/queue?completed=i-overdue"
-    [(workflow_id, name, signal)] = fake.signals
-    assert (workflow_id, name, signal.outcome, signal.notes, signal.completed_by) == (
-        "i-overdue", "complete", "no_change", "left a note", None)
-    assert _row(engine, "i-overdue").status == InterventionStatus.pending  # the workflow writes it, not the page
-    page = client.get(response.headers["location"]).text
-    assert "Completion sent for i-overdue; its workflow is closing it" in page
-
-    fake.error = RPCError("workflow not found", RPCStatusCode.NOT_FOUND, b"")
-    gone = client.post("/queue/i-escalated/complete", data={"outcome": "improved"})
-    assert gone.status_code == 409 and "no running workflow" in gone.text
-
-
 def test_api_lists_interventions_with_filters_and_pages(client):
     body = client.get("/api/v1/interventions").json()
     assert body["total"] == 3 and (body["limit"], body["offset"]) == (50, 0)
@@ -267,23 +201,6 @@ def test_api_lists_interventions_with_filters_and_pages(client):
     assert page["total"] == 2 and [i["intervention_id"] for i in page["items"]] == ["i-overdue"]
     for bad in ({"limit": 0}, {"limit": 201}, {"offset": -1}, {"status": "closed"}, {"kind": "robot"}):
         assert client.get("/api/v1/interventions", params=bad).status_code == 422, bad
-
-
-def test_api_complete_statuses(client, app_and_engine):
-    app, engine = app_and_engine
-    url = "/api/v1/interventions/{}/complete"
-    assert client.post(url.format("i-overdue"), json={"outcome": "improved"}).status_code == 503
-    assert _row(engine, "i-overdue").status == InterventionStatus.pending
-    assert client.post(url.format("i-overdue"), json={"outcome": "great"}).status_code == 422
-    fake = FakeTemporal()
-    app.dependency_overrides[get_temporal] = lambda: fake
-    assert client.post(url.format("nope"), json={"outcome": "improved"}).status_code == 404
-    assert client.post(url.format("i-done"), json={"outcome": "improved"}).status_code == 409
-    assert client.post(url.format("i-auto"), json={"outcome": "improved"}).status_code == 409
-    accepted = client.post(url.format("i-escalated"), json={"outcome": "declined", "completed_by": "u1"})
-    assert accepted.status_code == 202
-    assert accepted.json() == {"intervention_id": "i-escalated", "status": "completion_signalled"}
-    assert [(s[0], s[2].outcome, s[2].completed_by) for s in fake.signals] == [("i-escalated", "declined", "u1")]
 
 
 def test_api_kpis(client):
