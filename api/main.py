@@ -67,13 +67,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             swagger_favicon_url="/api/docs-static/favicon-32x32.png",
         )
 
-    from api.routes import health, ingest, interventions, queue, tutors
+    from api.routes import health, ingest, interventions, notifications, queue, tutors
     from web import views
 
     app.include_router(health.router)
     app.include_router(ingest.router, prefix="/api/v1")
     app.include_router(interventions.router, prefix="/api/v1")
     app.include_router(queue.router, prefix="/api/v1")
+    app.include_router(notifications.router, prefix="/api/v1")
     app.include_router(tutors.router, prefix="/api/v1")
     from api.routes import rules as rules_api  # rule administration: JSON API and its pages
     from web import rules_views
