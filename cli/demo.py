@@ -140,7 +140,7 @@ def run_demo() -> int:
         _wait_port(settings.api_host, settings.api_port, "api", api)
         print(f"API and pages on http://{settings.api_host}:{settings.api_port}  (docs: /api/docs)")
 
-        from cli.evaluate import evaluate_all, signal_all_tutors
+        from cli.evaluate import evaluate_recent, signal_all_tutors
         from core.db import get_engine
         from synth.backfill import backfill
 
@@ -151,7 +151,7 @@ def run_demo() -> int:
             report = backfill(engine, days=30, seed=settings.synth_seed, n_tutors=settings.synth_tutors,
                               sessions_per_day=settings.synth_sessions_per_day)
             print(report)
-            evaluate_all(settings, as_of=report.end, review=True)  # tier cut-offs before the first evaluations
+            evaluate_recent(settings, end=report.end)  # tier cut-offs and a week of daily scores first
             asyncio.run(signal_all_tutors(settings, report.tutor_ids))
         from cli.main import main as cli_main
 

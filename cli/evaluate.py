@@ -1,7 +1,7 @@
 """Evaluations from the command line: the whole population in-process, or signalling tutor workflows."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from core.config import Settings
 from core.temporal import connect, notify_sessions_ingested
@@ -22,6 +22,19 @@ async def signal_all_tutors(settings: Settings, tutor_ids: list[str]) -> None:
         chunk = tutor_ids[start:start + 50]
         await notify_sessions_ingested(client, {t: [] for t in chunk}, task_queue=settings.temporal_task_queue)
         print(f"signalled {min(start + 50, len(tutor_ids))}/{len(tutor_ids)} tutor workflows", flush=True)
+
+
+def evaluate_recent(settings: Settings, *, end: datetime, days: int = 7) -> None:
+    """Ranks the population, then evaluates it at each of the last ``days`` UTC midnights and at ``end``.
+
+    A backfilled world otherwise has one day of scores, so every "for N days" trigger (H1: High or Critical
+    for 7+ days) would wait N real days after the demo starts; this stores the daily rows the rollup would have.
+    """
+    midnight = end.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    evaluate_all(settings, as_of=midnight - timedelta(days=days), review=True)
+    for back in range(days - 1, -1, -1):
+        evaluate_all(settings, as_of=midnight - timedelta(days=back))
+    evaluate_all(settings, as_of=end)
 
 
 def evaluate_all(settings: Settings, *, as_of: datetime | None = None, review: bool = False, trends: bool = False) -> int:

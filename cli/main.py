@@ -38,7 +38,7 @@ def _worker(_args: argparse.Namespace) -> int:
 
 
 def _backfill(args: argparse.Namespace) -> int:
-    from cli.evaluate import evaluate_all, signal_all_tutors
+    from cli.evaluate import evaluate_recent, signal_all_tutors
     from core.db import get_engine
     from core.migrate import upgrade
     from synth.backfill import backfill
@@ -62,7 +62,7 @@ def _backfill(args: argparse.Namespace) -> int:
     print(report)
     if not args.no_evaluate:
         # Rank the population first (tier cut-offs), then let each tutor's workflow evaluate and decide.
-        evaluate_all(settings, as_of=report.end, review=True)
+        evaluate_recent(settings, end=report.end)
         asyncio.run(signal_all_tutors(settings, report.tutor_ids))
     return 0
 

@@ -15,7 +15,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.human_task import HumanTaskWorkflow
     from workflows.inputs import InterventionPlan, InterventionResult, InterventionStep, TaskCommand, TaskView
     from workflows.policies import DB_RETRY, DB_TIMEOUT
-    from workflows.task_state import CLOSED, MANAGERS, TaskActions
+    from workflows.task_state import CLOSED, TaskActions
 
 # SMTP: transient failures (server down, 4xx) retry with backoff for a day; permanent ones fail at once.
 EMAIL_RETRY = RetryPolicy(initial_interval=timedelta(seconds=5), backoff_coefficient=2.0,
@@ -50,17 +50,11 @@ class AutomatedInterventionWorkflow:
 
     @workflow.update
     async def cancel(self, cmd: TaskCommand) -> TaskView:
-        self._actions.cancel_reason, self._actions.cancel_actor = cmd.reason, cmd.actor
-        await workflow.wait_condition(self._actions.closed_and_saved)
-        return self._view
+        return await self._actions.request_cancel(cmd)
 
     @cancel.validator
     def _cancel_ok(self, cmd: TaskCommand) -> None:
-        self._actions.require_open()
-        if cmd.actor_role not in MANAGERS:
-            raise ValueError(f"only {' or '.join(MANAGERS)} can cancel an automated intervention")
-        if not cmd.reason:
-            raise ValueError("a reason is required to cancel")
+        self._actions.require_cancel(cmd, "an automated intervention")
 
     def _cancelled(self) -> bool:
         return self._actions.cancel_reason is not None

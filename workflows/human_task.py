@@ -114,11 +114,7 @@ class HumanTaskWorkflow:
 
     @cancel.validator
     def _cancel_ok(self, cmd: TaskCommand) -> None:
-        self._actions.require_open()
-        if cmd.actor_role not in MANAGERS:
-            raise ValueError(f"only {' or '.join(MANAGERS)} can cancel a task")
-        if not cmd.reason:
-            raise ValueError("a reason is required to cancel")
+        self._actions.require_cancel(cmd, "a task")
 
     # --- The task's life: record, remind, escalate at the SLA, wait for a person to close it ---
 

@@ -41,17 +41,11 @@ class ProgramWorkflow:
 
     @workflow.update
     async def cancel(self, cmd: TaskCommand) -> TaskView:
-        self._actions.cancel_reason, self._actions.cancel_actor = cmd.reason, cmd.actor
-        await workflow.wait_condition(self._actions.closed_and_saved)
-        return self._view
+        return await self._actions.request_cancel(cmd)
 
     @cancel.validator
     def _cancel_ok(self, cmd: TaskCommand) -> None:
-        self._actions.require_open()
-        if cmd.actor_role not in MANAGERS:
-            raise ValueError(f"only {' or '.join(MANAGERS)} can cancel a program")
-        if not cmd.reason:
-            raise ValueError("a reason is required to cancel")
+        self._actions.require_cancel(cmd, "a program")
 
     @workflow.update
     async def extend(self, cmd: TaskCommand) -> TaskView:

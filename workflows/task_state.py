@@ -36,6 +36,19 @@ class TaskActions:
         if self.view.status in CLOSED:
             raise ValueError(f"it is already {self.view.status}")
 
+    def require_cancel(self, cmd: TaskCommand, what: str) -> None:
+        self.require_open()
+        if cmd.actor_role not in MANAGERS:
+            raise ValueError(f"only {' or '.join(MANAGERS)} can cancel {what}")
+        if not cmd.reason:
+            raise ValueError("a reason is required to cancel")
+
+    async def request_cancel(self, cmd: TaskCommand) -> TaskView:
+        """Cases whose run loop closes them (automated, programs): ask, then return once the row says cancelled."""
+        self.cancel_reason, self.cancel_actor = cmd.reason, cmd.actor
+        await workflow.wait_condition(self.closed_and_saved)
+        return self.view
+
     def require_team(self, cmd: TaskCommand) -> None:
         team = {self.plan.owner_role, self.plan.escalate_to_role if self.view.escalated else None, *MANAGERS}
         if cmd.actor_role not in team:
