@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from core.db import session_scope
+from domain.interventions.models import Intervention
 from domain.students.models import Student
 from domain.tutors.models import Tutor
 
@@ -52,3 +53,11 @@ def feedback_payload(session: dict[str, Any], **overrides: Any) -> dict[str, Any
     }
     body.update(overrides)
     return body
+
+
+def intervention_row(iid: str, tutor: str, itype: str, *, recommended: datetime, kind: str = "human",
+                     **extra: Any) -> Intervention:
+    """An intervention row as its workflow would have written it, for tests of what reads them."""
+    return Intervention(intervention_id=iid, tutor_id=tutor, intervention_type=itype, kind=kind,
+                        trigger_reason=extra.pop("reason", f"reason of {iid}"), recommended_date=recommended,
+                        rules_version="tutor_interventions@v2", rules_hash="h", matched_rules=["test"], **extra)
