@@ -20,6 +20,7 @@ from core.types import utcnow
 from domain.interventions.models import Intervention, InterventionEvent, OutboxMessage
 from domain.interventions.planning import build_plan, intervention_id
 from domain.notifications.sink import read_mail, start_mail_sink
+from domain.scoring.models import ChurnPrediction
 from rules.interventions import active_intervention_rules
 from tests.conftest import temporal_binary
 from tests.factories import seed_people
@@ -224,3 +225,34 @@ async def test_a1_is_not_sent_twice_in_a_week_and_a_risk_drop_cancels_it(
         emails = db.execute(select(OutboxMessage.message_id).where(OutboxMessage.tutor_id == tutor,
                                                                    OutboxMessage.channel == "email")).scalars().all()
     assert len(emails) == 2 and len(read_mail(settings.mail_dir)) == 2  # one per week, each sent once
+
+
+async def test_a4_escalates_to_a_manager_review_when_the_pattern_continues_for_14_days(
+        engine: Engine, mail_settings: Settings, skipping_env: WorkflowEnvironment, activity_executor) -> None:  # noqa: ANN001
+    settings = mail_settings
+    continues, stops = seed_people(engine, tutors=2, students=0, tag=settings.temporal_task_queue)
+    client = skipping_env.client
+    with session_scope(engine) as db:  # the tutors' latest evaluations, as the follow-up reads them
+        for tutor, flag in ((continues, True), (stops, False)):
+            db.add(ChurnPrediction(tutor_id=tutor, prediction_date=utcnow().date(), as_of=utcnow(), churn_score=66.0,
+                                   risk_level="High", model_version="rules", facts={"flag_high_reschedule": flag}))
+    plans = {t: _plan(settings, t, "A4_reschedule_alert") for t in (continues, stops)}
+    async with build_worker(client, settings, activity_executor):
+        handles = {t: await client.start_workflow(AutomatedInterventionWorkflow.run, p, id=p.intervention_id,
+                                                  task_queue=settings.temporal_task_queue) for t, p in plans.items()}
+        await skipping_env.sleep(timedelta(days=13))
+        assert _row(engine, f"{plans[continues].intervention_id}-escalation") is None
+        await skipping_env.sleep(timedelta(days=1, hours=1))
+        review = await eventually(lambda: _row(engine, f"{plans[continues].intervention_id}-escalation"),
+                                  what="manager review")
+        assert (review.kind, review.step, review.owner_role, review.parent_id) == (
+            "human", "escalation", "ops_manager", plans[continues].intervention_id)
+        for handle in handles.values():
+            await handle.result()
+        r = client.get_workflow_handle(review.intervention_id)
+        await r.execute_update(HumanTaskWorkflow.cancel, TaskCommand(actor="u_sarah", actor_role="ops_manager",
+                                                                     reason="test over"))
+        await r.result()
+    assert _row(engine, plans[continues].intervention_id).follow_up_result.startswith("pattern continued")
+    assert _row(engine, plans[stops].intervention_id).follow_up_result == "pattern stopped: no escalation"
+    assert _row(engine, f"{plans[stops].intervention_id}-escalation") is None
