@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-fast bench clean
+.PHONY: install demo test test-fast bench clean histories
 
 $(STAMP): pyproject.toml
 	@if [ -z "$(PYTHON)" ]; then echo "TutorPulse needs Python 3.11 or 3.12 (durable-rules does not import on 3.13)"; exit 1; fi
@@ -21,6 +21,10 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -q -ra
+
+# Re-records the workflow histories replayed by tests/replay (read tests/replay/README.md first).
+histories: install
+	$(BIN)/python -m tests.replay.record
 
 bench: install
 	@for f in bench/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
