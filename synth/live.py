@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from core.db import session_scope
-from domain.interventions.models import Intervention, InterventionStatus
+from domain.interventions.models import Intervention, InterventionStatus, OutboxMessage
 from domain.sessions.models import TutoringSession
 from synth.agents import Agents, Delivered
 from synth.models import SynthWorld
@@ -70,14 +70,21 @@ def pair_counts_before(db: Session, before: datetime) -> dict[tuple[str, str], i
 
 
 def delivered_before(db: Session, before: datetime) -> tuple[Delivered, ...]:
-    """Interventions that reached their tutor before ``before``: automated ones once completed (sent), human
-    ones once completed with an outcome (the conversation happened)."""
-    stmt = select(Intervention.intervention_id, Intervention.tutor_id, Intervention.intervention_type,
-                  Intervention.kind, Intervention.outcome, Intervention.completed_date).where(
-        Intervention.status == InterventionStatus.completed.value, Intervention.completed_date.is_not(None),
+    """Interventions that reached their tutor before ``before``: automated ones when the tutor's in-app
+    message went out (even if the case was later cancelled), human ones when the task or a program's kickoff
+    was completed with an outcome (the conversation happened)."""
+    sent = (select(Intervention.intervention_id, Intervention.tutor_id, Intervention.intervention_type,
+                   func.min(OutboxMessage.sent_at))
+            .join(OutboxMessage, OutboxMessage.intervention_id == Intervention.intervention_id)
+            .where(Intervention.kind == "automated", OutboxMessage.channel == "in_app",
+                   OutboxMessage.recipient_role.is_(None), OutboxMessage.sent_at < before)
+            .group_by(Intervention.intervention_id, Intervention.tutor_id, Intervention.intervention_type))
+    talked = select(Intervention.intervention_id, Intervention.tutor_id, Intervention.intervention_type,
+                    Intervention.completed_date).where(
+        Intervention.kind == "human", Intervention.step.in_(("task", "kickoff")),
+        Intervention.status == InterventionStatus.completed.value, Intervention.outcome.is_not(None),
         Intervention.completed_date < before)
-    out = [Delivered(iid, tid, kind_type, at) for iid, tid, kind_type, kind, outcome, at in db.execute(stmt)
-           if kind == "automated" or outcome is not None]
+    out = [Delivered(iid, tid, itype, at) for stmt in (sent, talked) for iid, tid, itype, at in db.execute(stmt)]
     return tuple(sorted(out, key=lambda d: (d.at, d.intervention_id)))
 
 
