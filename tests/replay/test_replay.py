@@ -51,8 +51,9 @@ def test_every_workflow_type_has_a_saved_history() -> None:
     saved = {workflow_type(load(p)) for p in PATHS}
     missing = sorted(registered - saved)
     assert not missing, (
-        f"no saved history for {', '.join(missing)} in {HISTORIES}: add a scenario for it to tests/replay/record.py "
-        f"and run `make histories` (or `python -m tests.replay.record --only <name>` to leave the others alone)")
+        f"no saved history for {', '.join(missing)} in {HISTORIES}: add a scenario for it to "
+        f"tests/replay/scenarios_*.py and run `make histories` (or `python -m tests.replay.record --only <name>` "
+        f"to leave the others alone)")
 
 
 @pytest.mark.parametrize("path", PATHS, ids=[p.stem for p in PATHS])

@@ -1,8 +1,9 @@
 """Test-only versions of HumanTaskWorkflow, registered under its real name, to prove the patch gate works.
 
 * ``PrePatchHumanTaskWorkflow``: the workflow as it was *before* the reminder existed (no reminder branch at
-  all). ``record.py`` runs it once to save ``histories/human_task_pre_reminder_patch.json``: the history a
-  task that was already running when the reminder shipped has on the server.
+  all). ``record.py`` (via ``scenarios_skipping.py``) runs it once to save
+  ``histories/human_task_pre_reminder_patch.json``: the history a task that was already running when the reminder
+  shipped has on the server.
 * ``UngatedHumanTaskWorkflow``: the reminder added the wrong way, without ``workflow.patched``. Replaying the
   pre-patch history against it must fail with a nondeterminism error (it schedules a reminder timer and
   activities that the old history does not have), which is what the gate in workflows/human_task.py prevents.
