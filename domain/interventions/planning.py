@@ -94,12 +94,16 @@ def build_plan(iid: str, tutor_id: str, itype: str, spec: InterventionSpec, *, f
 def plan(tutor_id: str, facts: dict[str, Any], cases: list[Case], *, rules: CompiledInterventionRules, as_of: datetime,
          time_scale: float) -> Decision:
     matched, actions = rules.evaluate(facts)
-    known = {c.intervention_id for c in cases}
-    open_types = {c.intervention_type for c in cases if c.status in OPEN}
+    # Rows this very decision already wrote (a retried activity: the first attempt committed, then the worker
+    # died before Temporal heard back) are planned again, so their workflows still start; they neither count
+    # against a cap nor block their own type. Their ids derive from as_of, so the retry yields the same ids.
+    prior = [c for c in cases if c.recommended_date != as_of]
+    known = {c.intervention_id for c in prior}
+    open_types = {c.intervention_type for c in prior if c.status in OPEN}
     plans, capped = [], []
     for itype in actions:
         spec = rules.spec.interventions[itype]
-        started_in_cap = sum(1 for c in cases if c.intervention_type == itype
+        started_in_cap = sum(1 for c in prior if c.intervention_type == itype
                              and c.recommended_date > as_of - timedelta(days=spec.cap.days))
         if spec.per == "first_session":
             ids = [intervention_id(tutor_id, itype, as_of, key=sid) for sid in facts.get("first_session_ids") or []]
