@@ -4,7 +4,7 @@ in under 5 s on a 90-day backfill (~300 tutors).
 Prints `name: value unit` lines and a PASS/FAIL line. By default a fresh SQLite world is backfilled (90 days, 300
 tutors, seed 1; ~1 minute), evaluated day by day for the last `--history-days` days (so the streak and
 days-in-tier facts have history) and given the open cases the active version would have started the day before;
-then a draft that lowers the first churn-score threshold it finds by 5 points is dry-run once (its validation and
+then a draft that lowers H1's "High or Critical for N days" threshold from 7 to 3 days is dry-run once (its validation and
 compile into durable-rules inside the timing) and `--runs` times more. `--db URL` reuses an already backfilled
 database (it is written to: evaluations and intervention rows, if it has none yet). `--postgres` also runs on a
 fresh PostgreSQL database.
@@ -35,7 +35,7 @@ RULES_DIR = PACKAGE_ROOT / "rules"
 SCORING = load_scoring_rules(RULES_DIR / "scoring.yaml")
 BUDGET_S = 5.0
 N_TUTORS = 300
-THRESHOLD = re.compile(r"(\{field: churn_score, op: gte?, value: )(\d+(?:\.\d+)?)")
+THRESHOLD = re.compile(r"(\{field: days_high_or_critical, op: gte, value: )(\d+)")
 
 
 def _backfill_end(url: str) -> datetime:
@@ -82,8 +82,10 @@ def measure(url: str, tag: str, *, runs: int, history_days: int) -> None:
     engine = get_engine(url)
     with session_scope(engine) as db:
         active = ruleset_service.get_active(db, ruleset_service.seed(db, rules_dir=RULES_DIR))
-    draft, edits = THRESHOLD.subn(lambda m: f"{m[1]}{float(m[2]) - 5:g}", active.content, count=1)
-    what = "first churn_score threshold lowered by 5" if edits else "unchanged (no churn_score threshold found)"
+    # The golden test at 6 days expects nothing: it moves with the threshold, or the draft would be refused.
+    draft, edits = THRESHOLD.subn(lambda m: f"{m[1]}3", active.content, count=1)
+    draft = draft.replace("churn_score: 58, days_high_or_critical: 6}", "churn_score: 58, days_high_or_critical: 2}")
+    what = "H1 streak threshold lowered from 7 to 3 days" if edits else "unchanged (no days_high_or_critical rule found)"
     print(f"# draft: {what}", flush=True)
     timings = []
     for _ in range(runs + 1):
