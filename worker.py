@@ -48,7 +48,7 @@ def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecuto
         activities=[
             evaluation.evaluate_tutor, evaluation.decide_interventions, sweep.resignal_pending, synth.run_synth_tick,
             interventions.record_intervention, interventions.save_task, interventions.send_messages,
-            interventions.check_follow_up, notifications.deliver_email,
+            interventions.check_follow_up, interventions.withdraw_messages, notifications.deliver_email,
             rollup.evaluate_population, rollup.store_weekly_trends, rollup.signal_tutors,
         ],
         # SQL and durable-rules are synchronous: they run on this pool, off the event loop.

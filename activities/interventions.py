@@ -38,6 +38,12 @@ class InterventionActivities:
             return [m.message_id for m in messages if m.channel == "email" and m.status != OutboxStatus.sent]
 
     @activity.defn
+    def withdraw_messages(self, step: InterventionStep) -> int:
+        """The case was cancelled while its email was still being retried: those rows will not be sent."""
+        with session_scope(self.engine) as db:
+            return service.withdraw_emails(db, step.plan.intervention_id, reason="case cancelled before delivery")
+
+    @activity.defn
     def check_follow_up(self, step: InterventionStep) -> FollowUpResult:
         """A2: was a training module completed since the suggestion? A4 (escalate_if): do the follow-up's
         conditions, from the rules version that opened the case, still hold on the tutor's latest facts?"""

@@ -91,13 +91,29 @@ class AutomatedInterventionWorkflow:
         pending_email = await workflow.execute_activity_method(
             InterventionActivities.send_messages, InterventionStep(plan=plan, step="message", at=workflow.now()),
             start_to_close_timeout=DB_TIMEOUT, retry_policy=DB_RETRY)
-        for message_id in pending_email:
-            try:
-                await workflow.execute_activity("deliver_email", message_id, start_to_close_timeout=timedelta(seconds=60),
-                                                schedule_to_close_timeout=EMAIL_SCHEDULE_TO_CLOSE, retry_policy=EMAIL_RETRY)
-            except ActivityError as err:
-                # Permanent (bad address) or out of retries: the row says failed; the in-app message stands.
-                workflow.logger.warning("email %s not delivered: %s", message_id, err.cause or err)
+        if not workflow.patched("cancel-stops-delivery"):
+            for message_id in pending_email:  # runs started before the patch: deliver, whatever happens meanwhile
+                await self._deliver(message_id)
+            return
+        # A cancellation (the rules no longer ask for it, or a manager) stops an email still being retried,
+        # e.g. while the mail server is down; the in-app message already stands.
+        deliveries = [asyncio.ensure_future(self._deliver(m)) for m in pending_email]
+        await workflow.wait_condition(lambda: all(d.done() for d in deliveries) or self._cancelled())
+        undelivered = [d for d in deliveries if not d.done()]
+        for d in undelivered:
+            d.cancel()
+        if undelivered:
+            await workflow.execute_activity_method(
+                InterventionActivities.withdraw_messages, InterventionStep(plan=plan, step="message", at=workflow.now()),
+                start_to_close_timeout=DB_TIMEOUT, retry_policy=DB_RETRY)
+
+    async def _deliver(self, message_id: str) -> None:
+        try:
+            await workflow.execute_activity("deliver_email", message_id, start_to_close_timeout=timedelta(seconds=60),
+                                            schedule_to_close_timeout=EMAIL_SCHEDULE_TO_CLOSE, retry_policy=EMAIL_RETRY)
+        except ActivityError as err:
+            # Permanent (bad address) or out of retries: the row says failed; the in-app message stands.
+            workflow.logger.warning("email %s not delivered: %s", message_id, err.cause or err)
 
     async def _follow_up(self, plan: InterventionPlan) -> None:
         result = await workflow.execute_activity_method(

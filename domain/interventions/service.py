@@ -120,6 +120,18 @@ def write_messages(db: Session, step: InterventionStep) -> list[OutboxMessage]:
     return out
 
 
+def withdraw_emails(db: Session, intervention_id: str, *, reason: str) -> int:
+    """Queued email rows of a cancelled case become failed with ``reason`` (a row already sent stays sent).
+
+    A delivery attempt racing this may still be mid-send: it then marks its row sent, which is the truth."""
+    rows = db.execute(select(OutboxMessage).where(OutboxMessage.intervention_id == intervention_id,
+                                                  OutboxMessage.channel == "email",
+                                                  OutboxMessage.status == OutboxStatus.queued)).scalars().all()
+    for row in rows:
+        row.status, row.last_error = OutboxStatus.failed, reason
+    return len(rows)
+
+
 def record_response(db: Session, message_id: str, *, opened: bool, response: str | None, now: datetime) -> OutboxMessage | None:
     """The tutor opened or answered a message: stamped on the message and on its case (first time only)."""
     message = db.get(OutboxMessage, message_id)

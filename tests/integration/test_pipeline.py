@@ -121,14 +121,29 @@ async def test_session_to_intervention_to_completion(engine: Engine, settings: S
         result = await handle.result()
         assert result.status == "cancelled" and _status(engine, pip) == "cancelled"
 
-        # A second evaluation (new session) must not start duplicates of the still-open cases.
+        # An admin publishes v3, under which t2's metrics no longer call for coaching tips. The next evaluation
+        # (a new session) runs v3 without a restart: the lifecycle cancels the open A1 and starts no duplicates.
+        v2 = (await api.get("/api/v1/rules/tutor_interventions/versions/2")).json()["content"]
+        v3 = v2.replace("      - {field: metrics_below_threshold, op: gt, value: 0}",
+                        "      - {field: metrics_below_threshold, op: gt, value: 50}")
+        v3 = v3.replace("{risk_level: Medium, metrics_below_threshold: 2}\n        expect: [A1_coaching_tips]",
+                        "{risk_level: Medium, metrics_below_threshold: 51}\n        expect: [A1_coaching_tips]")
+        r = await api.post("/api/v1/rules/tutor_interventions/draft/publish", json={"author": "dana", "content": v3})
+        assert r.status_code == 200 and r.json()["version"] == 3, r.text
         before = len(rows)
+        a1 = by_type["A1_coaching_tips"].intervention_id
         r = await api.post("/api/v1/sessions", json=session_payload(20, tutor=t2, student="student_3", at=now))
         assert r.status_code == 201
         await eventually(lambda: _pending(engine) == 0, what="re-evaluation")
+        await eventually(lambda: _status(engine, a1) == "cancelled", what="A1 cancelled by the lifecycle")
+        with session_scope(engine) as db:
+            assert "no longer matched under tutor_interventions@v3" in db.get(Intervention, a1).notes
+            # No mail server runs in this test: the email still being retried was withdrawn, not left queued.
+            email = db.get(OutboxMessage, f"{a1}:message:email")
+            assert (email.status, email.last_error) == ("failed", "case cancelled before delivery")
         state = await temporal_env.client.get_workflow_handle_for(TutorLifecycleWorkflow.run, f"tutor-{t2}").query(
             TutorLifecycleWorkflow.state)
-        assert state.evaluations >= 2
+        assert state.evaluations >= 2 and a1 in state.cancelled_interventions
         assert len(await eventually(interventions, what="interventions")) == before
 
 
