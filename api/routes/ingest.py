@@ -91,8 +91,11 @@ def _feedback_sessions(_db, items: Sequence[FeedbackIn], results: list[IngestRes
     return group_by_tutor((f.tutor_id, f.session_id) for f in items if f.feedback_id in created)
 
 
-def _no_signal(_db, _items, _results) -> dict[str, list[str]]:  # noqa: ANN001
-    return {}
+def _event_tutors(_db, items: Sequence[TutorEventIn], results: list[IngestResult]) -> dict[str, list[str]]:  # noqa: ANN001
+    """Logins, replies, trainings and availability feed engagement: their tutors are re-evaluated too (no
+    session ids to mark; the daily rollup also covers them if a signal is lost)."""
+    created = {r.id for r in results if r.status == "created"}
+    return {e.tutor_id: [] for e in items if e.event_id in created}
 
 
 @router.post(
@@ -124,6 +127,6 @@ async def post_feedback(response: Response, engine: EngineDep, client: TemporalD
 )
 async def post_events(response: Response, engine: EngineDep, client: TemporalDep, settings: SettingsDep,
                       payload: Any = Body(...)):  # noqa: B008
-    # Events feed the next evaluation (engagement); they do not trigger one on their own.
-    return await _ingest(payload, TutorEventIn, ingest_events, _no_signal,
+    # Events re-evaluate their tutors too (the lifecycle coalesces bursts); a lost signal waits for the daily rollup.
+    return await _ingest(payload, TutorEventIn, ingest_events, _event_tutors,
                          engine=engine, client=client, settings=settings, response=response)

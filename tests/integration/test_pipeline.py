@@ -2,6 +2,7 @@
 ingestion API -> tutor workflow -> metrics + churn score -> rules -> intervention workflows -> queue -> completion."""
 from __future__ import annotations
 
+import asyncio
 from datetime import date, timedelta
 
 import httpx
@@ -145,6 +146,22 @@ async def test_session_to_intervention_to_completion(engine: Engine, settings: S
             TutorLifecycleWorkflow.state)
         assert state.evaluations >= 2 and a1 in state.cancelled_interventions
         assert len(await eventually(interventions, what="interventions")) == before
+
+        # Behaviour events re-evaluate their tutor as well (engagement is part of the score).
+        client_state = temporal_env.client.get_workflow_handle_for(TutorLifecycleWorkflow.run, f"tutor-{t1}")
+        evaluations = (await client_state.query(TutorLifecycleWorkflow.state)).evaluations
+        r = await api.post("/api/v1/events", json={"event_id": f"ev_{t1}_login", "tutor_id": t1, "event_type": "login",
+                                                   "event_timestamp": now.isoformat()})
+        assert r.status_code == 201, r.text
+
+        async def evaluated_again() -> bool:
+            return (await client_state.query(TutorLifecycleWorkflow.state)).evaluations > evaluations
+
+        for _ in range(60):
+            if await evaluated_again():
+                break
+            await asyncio.sleep(0.5)
+        assert await evaluated_again()
 
 
 async def test_sweep_signals_sessions_ingested_while_temporal_was_down(
