@@ -29,9 +29,9 @@ def record_intervention(db: Session, plan: InterventionPlan, *, now: datetime) -
         return row
     due = now + timedelta(seconds=plan.sla_seconds) if plan.sla_seconds is not None else None
     ends = now + timedelta(seconds=plan.duration_seconds) if plan.duration_seconds is not None else None
-    status = InterventionStatus.needs_approval if plan.requires_approval else InterventionStatus.pending
-    if plan.kind == "automated":
-        status = InterventionStatus.in_progress
+    # A program's approval lives on its kickoff task (the one a manager approves in the queue), not on the program.
+    status = {"automated": InterventionStatus.in_progress, "program": InterventionStatus.pending}.get(
+        plan.kind, InterventionStatus.needs_approval if plan.requires_approval else InterventionStatus.pending)
     row = Intervention(
         intervention_id=plan.intervention_id, tutor_id=plan.tutor_id, intervention_type=plan.intervention_type,
         kind=plan.kind, step=plan.step, parent_id=plan.parent_id, title=plan.title[:120],

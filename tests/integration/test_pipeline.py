@@ -106,7 +106,9 @@ async def test_session_to_intervention_to_completion(engine: Engine, settings: S
         kickoff = f"{pip}-kickoff"
         await eventually(lambda: _status(engine, kickoff) == "needs_approval", what="PIP kickoff task")
         queue = await api.get("/api/v1/queue", params={"scope": "all", "status": "needs_approval"}, headers=sarah)
-        assert kickoff in {item["intervention_id"] for item in queue.json()["items"]}, queue.text
+        # Only the kickoff waits for approval; the program row itself is not a second thing to approve.
+        assert kickoff in {i["intervention_id"] for i in queue.json()["items"]} and _status(engine, pip) == "pending"
+        assert pip not in {i["intervention_id"] for i in queue.json()["items"]}
         r = await api.post(f"/api/v1/queue/{kickoff}/claim", headers=marcus)
         assert r.status_code == 409 and "approval" in r.json()["detail"]
         assert (await api.post(f"/api/v1/queue/{kickoff}/approve", headers=sarah)).status_code == 200
