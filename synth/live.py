@@ -21,6 +21,7 @@ from domain.interventions.models import Intervention, InterventionStatus, Outbox
 from domain.sessions.models import TutoringSession
 from synth.agents import Agents, Delivered
 from synth.models import SynthWorld
+from synth.responses import pending_messages, reader_cutoff, responses_due
 from synth.scenario import LoadedScenario, load_scenario
 from synth.simulate import Batch, simulate
 from synth.world import World, build_world
@@ -115,4 +116,19 @@ def generate_tick(engine: Engine, *, tick_start: datetime, tick_end: datetime,
                     if i >= n_tutors and agents.day_start(int(agents.onboard_day[i])) < tick_end]
     batch.truth_tutors = agents.truth_rows(world_id, tick_end)
     batch.truth_transitions = agents.transition_rows(tick_start - TRUTH_LOOKBACK, tick_end)
+    batch.responses = _responses(engine, agents, tick_start, tick_end,
+                                 lambda known: agents_for(seed, n_tutors, epoch.astimezone(UTC), loaded, known))
     return batch
+
+
+def _responses(engine: Engine, agents: Agents, tick_start: datetime, tick_end: datetime, agents_knowing) -> list:  # noqa: ANN001
+    """Opens and answers of in-app messages due by the tick's end (synth/responses.py)."""
+    window = timedelta(days=agents.sc.notifications.give_up_days)
+    cutoff = reader_cutoff(tick_end)
+    with session_scope(engine) as db:
+        pending = pending_messages(db, since=tick_start - window, until=tick_end)
+        # A tick crossing midnight judges the new day's messages by engagement that depends on interventions
+        # delivered up to that midnight, later than the tick's own agents know: those agents are built here.
+        late = delivered_before(db, cutoff) if pending and cutoff > tick_start else None
+    reader = agents if late is None else agents_knowing(late)
+    return responses_due(reader, pending, tick_end)

@@ -187,6 +187,33 @@ class Effect(_Strict):
     duration_weeks: float = Field(gt=0)
 
 
+class Notifications(_Strict):
+    """How tutors treat the in-app messages automated interventions send them (synth/responses.py).
+
+    Probabilities move linearly from the engaged value (at or above the reference engagement) to the
+    disengaged one (at the activity floor); delays stretch by exp(delay_slope * (reference - e)), so an
+    engaged tutor reads within hours and a fading one days later, if at all.
+    """
+
+    open_p_engaged: Probability = Field(ge=0, le=1)
+    open_p_disengaged: Probability = Field(ge=0, le=1)
+    open_delay_hours: LogNormal  # from the message going out to the tutor opening it, at the reference
+    answer_p_engaged: Probability = Field(ge=0, le=1)  # of the messages opened
+    answer_p_disengaged: Probability = Field(ge=0, le=1)
+    answer_delay_hours: LogNormal  # from opening to answering, at the reference
+    delay_slope: float = Field(ge=0)
+    # A message not opened (or answered) this long after it went out never is: it also bounds how far back
+    # a live tick looks for messages still waiting on their tutor.
+    give_up_days: float = Field(gt=0, le=60)
+    answers: list[str] = Field(min_length=1)  # what a tutor writes back, picked uniformly
+
+    @model_validator(mode="after")
+    def _answers(self) -> Notifications:
+        if any(not a.strip() or len(a) > 2000 for a in self.answers):
+            raise ValueError("answers must be non-empty and at most 2000 characters (the outbox's limit)")
+        return self
+
+
 class Scenario(_Strict):
     name: str
     volume: Volume
@@ -200,6 +227,7 @@ class Scenario(_Strict):
     behaviour: Behaviour
     churn: Churn
     interventions: dict[InterventionType, Effect]
+    notifications: Notifications
 
     @model_validator(mode="after")
     def _shares(self) -> Scenario:

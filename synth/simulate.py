@@ -39,6 +39,8 @@ class Batch:
     tutors: list[dict] = field(default_factory=list)
     truth_tutors: list[dict] = field(default_factory=list)
     truth_transitions: list[dict] = field(default_factory=list)
+    # Live ticks only: tutors opening or answering their in-app messages (synth/responses.py).
+    responses: list = field(default_factory=list)
 
     def extend(self, other: Batch) -> None:
         self.sessions += other.sessions

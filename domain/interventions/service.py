@@ -28,7 +28,6 @@ def record_intervention(db: Session, plan: InterventionPlan, *, now: datetime) -
     if row is not None:
         return row
     due = now + timedelta(seconds=plan.sla_seconds) if plan.sla_seconds is not None else None
-    ends = now + timedelta(seconds=plan.duration_seconds) if plan.duration_seconds is not None else None
     # A program's approval lives on its kickoff task (the one a manager approves in the queue), not on the program.
     status = {"automated": InterventionStatus.in_progress, "program": InterventionStatus.pending}.get(
         plan.kind, InterventionStatus.needs_approval if plan.requires_approval else InterventionStatus.pending)
@@ -37,7 +36,7 @@ def record_intervention(db: Session, plan: InterventionPlan, *, now: datetime) -
         kind=plan.kind, step=plan.step, parent_id=plan.parent_id, title=plan.title[:120],
         trigger_reason=plan.trigger_reason[:500], recommended_date=plan.recommended_at, risk_level=plan.risk_level,
         churn_score=plan.churn_score, owner_role=plan.owner_role, requires_approval=plan.requires_approval,
-        status=status, due_date=due, ends_at=ends, rules_version=plan.rules_version, rules_hash=plan.rules_hash,
+        status=status, due_date=due, rules_version=plan.rules_version, rules_hash=plan.rules_hash,
         matched_rules=plan.matched_rules, created_at=now, updated_at=now,
     )
     db.add(row)
@@ -82,8 +81,8 @@ def save_snapshot(db: Session, snap: TaskSnapshot) -> Intervention:
             row.escalated_at, row.escalated_to_role = snap.at, snap.plan.escalate_to_role
         if snap.event == "reminded":
             row.reminded_at = snap.at
-        if snap.event == "extended" and v.due_at is not None:
-            row.ends_at = v.due_at
+        if snap.event in ("started", "extended") and v.due_at is not None:
+            row.ends_at = v.due_at  # a program's clock starts when its kickoff closes
         if v.status in (InterventionStatus.completed, InterventionStatus.cancelled) and row.completed_date is None:
             row.completed_date = snap.at
         row.revision, row.updated_at = v.revision, snap.at

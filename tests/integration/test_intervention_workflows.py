@@ -152,7 +152,8 @@ async def test_pip_needs_approval_then_produces_weekly_checkins_and_ends_with_th
         await k.execute_update(HumanTaskWorkflow.claim, MARCUS)
         await k.execute_update(HumanTaskWorkflow.complete, TaskCommand(actor="u_marcus", actor_role="people_ops",
                                                                        outcome="no_change", notes="goals agreed"))
-        await eventually(lambda: _row(engine, pid).status == "in_progress", what="program started")
+        started = await eventually(lambda: (r := _row(engine, pid)).status == "in_progress" and r, what="program started")
+        assert started.ends_at == started.updated_at + timedelta(days=30)  # 30 days from the kickoff's close
         with pytest.raises(WorkflowUpdateFailedError) as too_long:
             await handle.execute_update(ProgramWorkflow.extend, TaskCommand(actor="u_sarah", actor_role="ops_manager",
                                                                             extend_days=31))
