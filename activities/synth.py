@@ -19,6 +19,7 @@ from domain.feedback.service import ingest_feedback
 from domain.sessions.service import ingest_sessions
 from domain.tutors.models import Tutor
 from synth.live import ScenarioChanged, SynthWorldMissing, generate_tick, latest_world
+from synth.responses import apply_responses
 from synth.store import insert_missing, upsert_truth
 from workflows.inputs import SynthTickInput, SynthTickResult
 
@@ -29,7 +30,7 @@ class SynthActivities:
     settings: Settings
     client: Client
 
-    def _tick(self) -> tuple[SynthTickResult, dict[str, list[str]]]:
+    def _tick(self) -> tuple[SynthTickResult, dict[str, list[str]], list[str]]:
         end = utcnow().replace(microsecond=0)
         with session_scope(self.engine) as db:
             world = latest_world(db)
@@ -46,16 +47,26 @@ class SynthActivities:
                 ingest_feedback(db, batch.feedback, many=True)
             if batch.events:
                 ingest_events(db, batch.events, many=True)
+            # Simulated tutors opening / answering their in-app messages, through the service the tutor API uses.
+            answered = apply_responses(db, batch.responses)
             latest_world(db).last_tick_at = end
         new = {r.id for r in created if r.status == "created"}
         by_tutor = group_by_tutor((s.tutor_id, s.session_id) for s in batch.sessions if s.session_id in new)
-        return SynthTickResult(sessions=len(new), feedback=len(batch.feedback), events=len(batch.events)), by_tutor
+        return (SynthTickResult(sessions=len(new), feedback=len(batch.feedback), events=len(batch.events)), by_tutor,
+                answered)
 
     @activity.defn
     async def run_synth_tick(self, _inp: SynthTickInput) -> SynthTickResult:
         try:
-            result, by_tutor = await asyncio.to_thread(self._tick)
+            result, by_tutor, answered = await asyncio.to_thread(self._tick)
         except (SynthWorldMissing, ScenarioChanged) as exc:
             raise ApplicationError(str(exc), non_retryable=True) from None
+        # Before the sessions' signals, whose failure retries the activity: a retry no longer sees these answers
+        # as new (they are stored), so this is their one chance, as after an answer through the tutor API.
+        for intervention_id in answered:
+            try:
+                await self.client.get_workflow_handle(intervention_id).signal("tutor_responded")
+            except Exception:  # noqa: BLE001 - the answer is stored; a closed case simply has nothing left to track
+                pass
         await notify_sessions_ingested(self.client, by_tutor, task_queue=self.settings.temporal_task_queue)
         return result

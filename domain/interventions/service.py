@@ -77,6 +77,9 @@ def save_snapshot(db: Session, snap: TaskSnapshot) -> Intervention:
             row.due_date = v.due_at
         if snap.event in ("approved", "claimed", "assigned", "completed") and row.first_action_at is None:
             row.first_action_at = snap.at
+            parent = db.get(Intervention, row.parent_id) if row.step == "kickoff" and row.parent_id else None
+            if parent is not None and parent.first_action_at is None:
+                parent.first_action_at = snap.at  # a program is acted upon when its kickoff is
         if snap.event == "escalated" and row.escalated_at is None:
             row.escalated_at, row.escalated_to_role = snap.at, snap.plan.escalate_to_role
         if snap.event == "reminded":

@@ -154,6 +154,7 @@ async def test_pip_needs_approval_then_produces_weekly_checkins_and_ends_with_th
                                                                        outcome="no_change", notes="goals agreed"))
         started = await eventually(lambda: (r := _row(engine, pid)).status == "in_progress" and r, what="program started")
         assert started.ends_at == started.updated_at + timedelta(days=30)  # 30 days from the kickoff's close
+        assert started.first_action_at == _row(engine, f"{pid}-kickoff").approved_at  # time to action: the approval
         with pytest.raises(WorkflowUpdateFailedError) as too_long:
             await handle.execute_update(ProgramWorkflow.extend, TaskCommand(actor="u_sarah", actor_role="ops_manager",
                                                                             extend_days=31))
