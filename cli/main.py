@@ -8,6 +8,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
+from cli.importer import add_parser as add_import
 from cli.synth_report import add_parser as add_synth_report
 from core.config import get_settings
 
@@ -188,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     live = synth.add_parser("live", help="start (or --stop) the live feed schedule")
     live.add_argument("--stop", action="store_true")
     live.set_defaults(func=_synth_live)
+    add_import(sub)
     return parser
 
 
