@@ -46,3 +46,20 @@ class TruthTransition(SQLModel, table=True):
     from_state: str = Field(max_length=24)
     to_state: str = Field(max_length=24)
     reason: str | None = Field(default=None, max_length=80)  # e.g. "drift", "intervention:H1_coaching_session"
+
+
+def churn_truth(db, world_id: int | None = None):  # noqa: ANN001, ANN201 - Session -> ml.labels.ChurnTruth
+    """When each tutor of a world truly churned, for labelling (the model is trained on product data and
+    scored against this; it never sees it as a feature). Observed up to the world's latest simulated time."""
+    from sqlalchemy import select
+
+    from ml.labels import ChurnTruth
+    from synth.models import SynthWorld
+
+    stmt = select(SynthWorld).order_by(SynthWorld.world_id.desc())
+    world = db.get(SynthWorld, world_id) if world_id is not None else db.execute(stmt).scalars().first()
+    if world is None:
+        raise LookupError("no synthetic world in this database: use inactivity labels (real data)")
+    rows = db.execute(select(TruthTutor.tutor_id, TruthTutor.churned_at).where(TruthTutor.world_id == world.world_id))
+    observed = max(world.backfill_end, world.last_tick_at or world.backfill_end)
+    return ChurnTruth(churned_at={t: c for t, c in rows}, observed_until=observed)

@@ -18,8 +18,7 @@ from domain.sessions.models import TutoringSession
 from domain.tutors.models import Tutor
 from ml.features import FEATURES, FeatureFrame, build_features
 from ml.labels import ChurnTruth, inactivity_labels, labels, truth_labels
-from synth.models import SynthWorld
-from synth.truth import TruthTutor
+from synth.truth import churn_truth
 from tests.factories import seed_people
 
 D0 = date(2026, 9, 1)
@@ -134,9 +133,7 @@ def test_labels_picks_truth_or_inactivity(engine: Engine) -> None:
 # --- the engine world: truth loaded by the caller (tests may read it; ml/ may not) ----------------------------
 
 def load_truth(db: Session) -> ChurnTruth:
-    world = db.execute(select(SynthWorld).order_by(SynthWorld.world_id.desc())).scalars().first()
-    churned = {t: c for t, c in db.execute(select(TruthTutor.tutor_id, TruthTutor.churned_at))}
-    return ChurnTruth(churned_at=churned, observed_until=world.backfill_end)
+    return churn_truth(db)
 
 
 def test_engine_world_labels(tmp_path: Path) -> None:
