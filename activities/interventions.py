@@ -10,7 +10,7 @@ from core.config import Settings
 from core.db import session_scope
 from domain.interventions import service
 from domain.interventions.models import OutboxStatus
-from domain.rulesets.lookup import rules_for_case
+from domain.rulesets import service as ruleset_service
 from workflows.inputs import FollowUpResult, InterventionStep, TaskSnapshot
 
 
@@ -32,8 +32,7 @@ class InterventionActivities:
     @activity.defn
     def send_messages(self, step: InterventionStep) -> list[str]:
         """Writes the case's messages for this step; returns the email rows still waiting for delivery."""
-        with session_scope(self.engine) as db:
-            service.record_intervention(db, step.plan, now=step.at)
+        with session_scope(self.engine) as db:  # the case's row exists: every workflow records it first
             messages = service.write_messages(db, step)
             return [m.message_id for m in messages if m.channel == "email" and m.status != OutboxStatus.sent]
 
@@ -52,7 +51,7 @@ class InterventionActivities:
             if plan.follow_up == "check_training":
                 result = service.training_completed_since(db, plan.tutor_id, plan.recommended_at, step.at)
             else:
-                rules = rules_for_case(db, plan.rules_hash, self.settings.rules_dir)
+                rules = ruleset_service.rules_by_hash(db, plan.rules_hash, self.settings.rules_dir)
                 facts = service.latest_facts(db, plan.tutor_id)
                 holds = rules.follow_up_holds(plan.intervention_type, facts)
                 result = FollowUpResult(done=holds, detail=("pattern continued: escalated to manager review" if holds

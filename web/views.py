@@ -22,7 +22,7 @@ from sqlmodel import Session
 
 from api.actor import USER_COOKIE, Actor, ActorRefused, require_staff, resolve_actor
 from api.deps import DbDep, EngineDep, TemporalDep
-from api.routes.queue import TaskUpdateRefused, reread_after, run_task_update
+from api.routes.queue import TaskUpdateRefused, run_task_update
 from core.db import session_scope
 from core.errors import InputError
 from core.types import utcnow
@@ -235,7 +235,7 @@ async def act(request: Request, intervention_id: str, action: str, engine: Engin
     if cmd is None:
         return await page_with(problem or "", 422)
     try:
-        view_after = await run_task_update(engine, client, intervention_id, action, cmd)
+        await run_task_update(engine, client, intervention_id, action, cmd)
     except InputError as exc:
         return await page_with("; ".join(e["msg"] for e in exc.errors), 422)
     except TaskUpdateRefused as exc:
@@ -243,8 +243,7 @@ async def act(request: Request, intervention_id: str, action: str, engine: Engin
             return templates.TemplateResponse(request, "error.html", {
                 "status": 404, "message": exc.message, "active": "queue"}, status_code=404)
         return await page_with(exc.message, exc.status_code)
-    # The page shown after the redirect reads the row: wait until the workflow's write has landed.
-    await reread_after(engine, intervention_id, view_after)
+    # The Update returned after the workflow wrote the row, so the page after the redirect shows the change.
     return RedirectResponse(f"/queue?{_query(view, done=intervention_id, did=action)}", status_code=303)
 
 

@@ -13,9 +13,9 @@ from temporalio.exceptions import ActivityError, WorkflowAlreadyStartedError
 with workflow.unsafe.imports_passed_through():
     from activities.interventions import InterventionActivities
     from workflows.human_task import HumanTaskWorkflow
-    from workflows.inputs import InterventionPlan, InterventionResult, InterventionStep, TaskCommand, TaskView
+    from workflows.inputs import InterventionPlan, InterventionResult, InterventionStep, TaskCommand
     from workflows.policies import DB_RETRY, DB_TIMEOUT
-    from workflows.task_state import CLOSED, TaskActions
+    from workflows.task_state import CLOSED, SelfClosingCase, TaskActions
 
 # SMTP: transient failures (server down, 4xx) retry with backoff for a day; permanent ones fail at once.
 EMAIL_RETRY = RetryPolicy(initial_interval=timedelta(seconds=5), backoff_coefficient=2.0,
@@ -24,19 +24,13 @@ EMAIL_SCHEDULE_TO_CLOSE = timedelta(days=1)
 
 
 @workflow.defn
-class AutomatedInterventionWorkflow:
+class AutomatedInterventionWorkflow(SelfClosingCase):
+    cancel_what = "an automated intervention"
+
     @workflow.init
     def __init__(self, plan: InterventionPlan) -> None:
         self._actions = TaskActions(plan, initial="in_progress")
         self._responded = False
-
-    @property
-    def _view(self) -> TaskView:
-        return self._actions.view
-
-    @workflow.query
-    def view(self) -> TaskView:
-        return self._view
 
     @workflow.signal
     def rules_unmatched(self, reason: str) -> None:
@@ -47,14 +41,6 @@ class AutomatedInterventionWorkflow:
     @workflow.signal
     def tutor_responded(self) -> None:
         self._responded = True
-
-    @workflow.update
-    async def cancel(self, cmd: TaskCommand) -> TaskView:
-        return await self._actions.request_cancel(cmd)
-
-    @cancel.validator
-    def _cancel_ok(self, cmd: TaskCommand) -> None:
-        self._actions.require_cancel(cmd, "an automated intervention")
 
     def _cancelled(self) -> bool:
         return self._actions.cancel_reason is not None

@@ -10,29 +10,15 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from workflows.inputs import InterventionPlan, InterventionResult, TaskCommand, TaskView
-    from workflows.task_state import (
-        ACTIVE,
-        CLOSED,
-        MANAGERS,
-        OUTCOMES,
-        TaskActions,
-    )
+    from workflows.task_state import ACTIVE, CLOSED, MANAGERS, OUTCOMES, CaseWorkflow, TaskActions
 
 
 @workflow.defn
-class HumanTaskWorkflow:
+class HumanTaskWorkflow(CaseWorkflow):
     @workflow.init
     def __init__(self, plan: InterventionPlan) -> None:
         # Built from the start argument so validators work even before run() reaches its first await.
         self._actions = TaskActions(plan, initial="needs_approval" if plan.requires_approval else "pending")
-
-    @property
-    def _view(self) -> TaskView:
-        return self._actions.view
-
-    @workflow.query
-    def view(self) -> TaskView:
-        return self._view
 
     # --- Updates: validator (pure, may raise) + handler (changes state, then persists it) ---
 

@@ -14,11 +14,13 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 with workflow.unsafe.imports_passed_through():
     from workflows.human_task import HumanTaskWorkflow
     from workflows.inputs import InterventionPlan, InterventionResult, TaskCommand, TaskView
-    from workflows.task_state import MANAGERS, TaskActions
+    from workflows.task_state import MANAGERS, SelfClosingCase, TaskActions
 
 
 @workflow.defn
-class ProgramWorkflow:
+class ProgramWorkflow(SelfClosingCase):
+    cancel_what = "a program"
+
     @workflow.init
     def __init__(self, plan: InterventionPlan) -> None:
         self._actions = TaskActions(plan, initial="pending")
@@ -27,25 +29,9 @@ class ProgramWorkflow:
         self._checkins = 0
         self._started = None  # when the kickoff closed and the program clock started
 
-    @property
-    def _view(self) -> TaskView:
-        return self._actions.view
-
-    @workflow.query
-    def view(self) -> TaskView:
-        return self._view
-
     @workflow.query
     def checkins(self) -> int:
         return self._checkins
-
-    @workflow.update
-    async def cancel(self, cmd: TaskCommand) -> TaskView:
-        return await self._actions.request_cancel(cmd)
-
-    @cancel.validator
-    def _cancel_ok(self, cmd: TaskCommand) -> None:
-        self._actions.require_cancel(cmd, "a program")
 
     @workflow.update
     async def extend(self, cmd: TaskCommand) -> TaskView:

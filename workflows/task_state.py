@@ -43,12 +43,6 @@ class TaskActions:
         if not cmd.reason:
             raise ValueError("a reason is required to cancel")
 
-    async def request_cancel(self, cmd: TaskCommand) -> TaskView:
-        """Cases whose run loop closes them (automated, programs): ask, then return once the row says cancelled."""
-        self.cancel_reason, self.cancel_actor = cmd.reason, cmd.actor
-        await workflow.wait_condition(self.closed_and_saved)
-        return self.view
-
     def require_team(self, cmd: TaskCommand) -> None:
         team = {self.plan.owner_role, self.plan.escalate_to_role if self.view.escalated else None, *MANAGERS}
         if cmd.actor_role not in team:
@@ -83,3 +77,35 @@ class TaskActions:
 
     async def close_for_parent(self) -> None:
         await self.apply("cancelled", None, status="cancelled", notes="closed with its program")
+
+
+class CaseWorkflow:
+    """What every case workflow shares: its state (``self._actions``, built in its ``@workflow.init``) and the
+    ``view`` query. Temporal registers handlers inherited from a base class."""
+
+    _actions: TaskActions
+
+    @property
+    def _view(self) -> TaskView:
+        return self._actions.view
+
+    @workflow.query
+    def view(self) -> TaskView:
+        return self._view
+
+
+class SelfClosingCase(CaseWorkflow):
+    """Automated cases and programs: their run loop closes them, so ``cancel`` asks it to and returns once
+    the row says cancelled (a caller re-reading the row sees the cancellation)."""
+
+    cancel_what = "a case"  # how the refusal names it
+
+    @workflow.update
+    async def cancel(self, cmd: TaskCommand) -> TaskView:
+        self._actions.cancel_reason, self._actions.cancel_actor = cmd.reason, cmd.actor
+        await workflow.wait_condition(self._actions.closed_and_saved)
+        return self._view
+
+    @cancel.validator
+    def _cancel_ok(self, cmd: TaskCommand) -> None:
+        self._actions.require_cancel(cmd, self.cancel_what)

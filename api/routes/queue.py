@@ -7,7 +7,6 @@ workflow writes the row and its event through an activity, and the route re-read
 """
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
 from typing import Annotated
 
@@ -29,15 +28,13 @@ from core.errors import InputError, field_error
 from core.temporal import update_task
 from core.types import utcnow
 from domain.interventions import queries
-from domain.interventions.models import Intervention
+from domain.interventions.models import OPEN, Intervention
 from domain.scoring.models import RiskLevel
 from domain.tutors import service as tutor_service
 from domain.users import service as user_service
 from workflows.inputs import TaskCommand, TaskView
 
 router = APIRouter(tags=["queue"])
-# How long an action's answer waits for the workflow's write of the new state to reach the row (see reread_after).
-READ_YOUR_WRITE_SECONDS = 3.0
 
 Limit = Annotated[int, Query(ge=1, le=200)]
 Offset = Annotated[int, Query(ge=0)]
@@ -56,7 +53,7 @@ DUE_HELP = "overdue: past due; today: due before midnight UTC; week: due within 
 # --- reading ----------------------------------------------------------------------------------------------
 
 def row_read(row: Intervention, tutor_name: str, now: datetime) -> InterventionRow:
-    overdue = row.due_date is not None and row.due_date < now and row.status in queries.OPEN_STATUSES
+    overdue = row.due_date is not None and row.due_date < now and row.status in OPEN
     return InterventionRow.model_validate({**row.model_dump(), "tutor_name": tutor_name, "overdue": overdue})
 
 
@@ -191,27 +188,14 @@ def _reread(engine: Engine, intervention_id: str) -> queries.CaseView | None:
         return queries.get_case(db, intervention_id)
 
 
-async def reread_after(engine: Engine, intervention_id: str, view: TaskView) -> queries.CaseView | None:
-    """The row once it mirrors ``view``: the workflow's save activity may still be running when an Update
-    returns (a program's cancel returns once its state is closed), so wait briefly for that revision. After
-    the wait the row is returned as it is; the response's ``task`` is the workflow's state either way."""
-    delay, waited = 0.02, 0.0
-    while True:
-        case = await run_in_threadpool(_reread, engine, intervention_id)
-        if case is None or case.intervention.revision >= view.revision or waited >= READ_YOUR_WRITE_SECONDS:
-            return case
-        await asyncio.sleep(delay)
-        waited += delay
-        delay = min(delay * 2, 0.25)
-
-
 async def _act(engine: Engine, client: Client | None, intervention_id: str, update: str,
                cmd: TaskCommand) -> TaskUpdateResult:
     try:
         view = await run_task_update(engine, client, intervention_id, update, cmd)
     except TaskUpdateRefused as exc:
         raise HTTPException(status_code=exc.status_code, detail=exc.message) from None
-    case = await reread_after(engine, intervention_id, view)
+    # Every task Update returns only after its workflow has written the new state, so this read sees it.
+    case = await run_in_threadpool(_reread, engine, intervention_id)
     if case is None:  # deleted between the Update and the read: nothing in the product deletes cases
         raise HTTPException(status_code=404, detail=f"No intervention {intervention_id}.")
     return TaskUpdateResult(update=update, task=TaskViewRead.model_validate(view), intervention=case_read(case, utcnow()))

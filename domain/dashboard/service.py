@@ -14,8 +14,7 @@ from sqlalchemy import and_, case, func, select
 from sqlmodel import Session
 
 from domain.feedback.models import StudentFeedback
-from domain.interventions.models import Intervention
-from domain.interventions.service import OPEN
+from domain.interventions.models import OPEN, Intervention
 from domain.scoring.models import ChurnPrediction, RiskLevel, latest_prediction_days
 from domain.sessions.models import TutoringSession
 from domain.tutors.models import Tutor, TutorStatus

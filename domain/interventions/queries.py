@@ -12,11 +12,10 @@ from typing import Any
 from sqlalchemy import false, func, or_, select
 from sqlmodel import Session
 
-from domain.interventions.models import Intervention, InterventionEvent, InterventionStatus
+from domain.interventions.models import OPEN, Intervention, InterventionEvent, InterventionStatus
 from domain.tutors.models import Tutor
 from domain.users.models import Role
 
-OPEN_STATUSES = (InterventionStatus.needs_approval, InterventionStatus.pending, InterventionStatus.in_progress)
 CLOSED_STATUSES = (InterventionStatus.completed, InterventionStatus.cancelled)
 SCOPES = ("mine", "role", "all")
 DUE_FILTERS = ("overdue", "today", "week")
@@ -80,7 +79,7 @@ def _scope_clause(scope: str, *, user_id: str | None, role: str | None) -> Any:
 
 def _status_clause(status: str) -> Any:
     if status == "open":
-        return Intervention.status.in_([s.value for s in OPEN_STATUSES])
+        return Intervention.status.in_([s.value for s in OPEN])
     if status == "needs_approval":
         return Intervention.status == InterventionStatus.needs_approval.value
     return None

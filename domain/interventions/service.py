@@ -10,7 +10,6 @@ from sqlmodel import Session
 
 from domain.events.models import TutorEvent
 from domain.interventions.models import (
-    OPEN,
     Intervention,
     InterventionEvent,
     InterventionStatus,
@@ -18,7 +17,6 @@ from domain.interventions.models import (
     OutboxStatus,
 )
 from domain.scoring.models import ChurnPrediction
-from domain.tutors.models import Tutor
 from workflows.inputs import FollowUpResult, InterventionPlan, InterventionStep, TaskSnapshot
 
 
@@ -169,27 +167,3 @@ def set_follow_up(db: Session, intervention_id: str, result: FollowUpResult, *, 
     if row is not None and row.follow_up_result is None:
         row.follow_up_result, row.updated_at = result.detail[:200], now
         _event(db, intervention_id, row.revision, "follow_up", None, now, {"done": result.done, "detail": result.detail})
-
-
-def open_types_for(db: Session, tutor_id: str) -> set[str]:
-    stmt = select(Intervention.intervention_type).where(Intervention.tutor_id == tutor_id, Intervention.status.in_(OPEN),
-                                                        Intervention.parent_id.is_(None))
-    return set(db.execute(stmt).scalars())
-
-
-def list_tasks(db: Session, *, open_only: bool = True, kind: str | None = "human", limit: int = 50, offset: int = 0
-               ) -> tuple[list[tuple[Intervention, str]], int]:
-    """Tasks with their tutor's name, most urgent first (escalated, then earliest due)."""
-    where = []
-    if open_only:
-        where.append(Intervention.status.in_(OPEN))
-    if kind:
-        where.append(Intervention.kind == kind)
-    total = db.execute(select(func.count()).select_from(Intervention).where(*where)).scalar_one()
-    stmt = (
-        select(Intervention, Tutor.name).join(Tutor, Tutor.tutor_id == Intervention.tutor_id).where(*where)
-        .order_by(Intervention.escalated_at.is_(None), Intervention.due_date.is_(None), Intervention.due_date,
-                  Intervention.intervention_id)
-        .limit(limit).offset(offset)
-    )
-    return [(row, name) for row, name in db.execute(stmt)], total

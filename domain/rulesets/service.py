@@ -91,20 +91,20 @@ def get_draft(db: Session, ruleset: str) -> RuleVersion | None:
     return _one(db, ruleset, VersionStatus.draft)
 
 
-def get_active(db: Session, ruleset: str) -> RuleVersion:
-    row = _one(db, ruleset, VersionStatus.active)
+def _required(db: Session, ruleset: str, status: VersionStatus) -> RuleVersion:
+    row = _one(db, ruleset, status)
     if row is None:
         _known(db, ruleset)
-        raise RulesetNotFound(f"rule set {ruleset!r} has no active version")
+        raise RulesetNotFound(f"rule set {ruleset!r} has no {status.value} version")
     return row
+
+
+def get_active(db: Session, ruleset: str) -> RuleVersion:
+    return _required(db, ruleset, VersionStatus.active)
 
 
 def get_shadow(db: Session, ruleset: str) -> RuleVersion:
-    row = _one(db, ruleset, VersionStatus.shadow)
-    if row is None:
-        _known(db, ruleset)
-        raise RulesetNotFound(f"rule set {ruleset!r} has no shadow version")
-    return row
+    return _required(db, ruleset, VersionStatus.shadow)
 
 
 def _max_version(db: Session, ruleset: str) -> int:
@@ -290,11 +290,18 @@ def _compiled_for(db: Session, ruleset: str, status: VersionStatus) -> CompiledI
                      .where(RuleVersion.ruleset == ruleset, RuleVersion.status == status.value)).first()
     if key is None:
         return None
+    return _cached(key.hash) or _compile_row(db.get(RuleVersion, key.rule_version_id), ruleset)
+
+
+def _cached(rules_hash: str) -> CompiledInterventionRules | None:
     with _compiled_lock:
-        if key.hash in _compiled:
-            _compiled.move_to_end(key.hash)
-            return _compiled[key.hash]
-    row = db.get(RuleVersion, key.rule_version_id)
+        if rules_hash in _compiled:
+            _compiled.move_to_end(rules_hash)
+            return _compiled[rules_hash]
+    return None
+
+
+def _compile_row(row: RuleVersion, ruleset: str) -> CompiledInterventionRules:
     rules = compile_text(row.content, row.label, ruleset=ruleset)  # RulesError if today's code refuses it
     if rules.hash != row.hash:
         raise RulesError([f"{row.label}:1: field '(document)': stored hash {row.hash[:12]} "
@@ -323,9 +330,23 @@ def shadow_rules(db: Session, ruleset: str = INTERVENTIONS) -> CompiledIntervent
     return _compiled_for(db, ruleset, VersionStatus.shadow)
 
 
+def rules_by_hash(db: Session, rules_hash: str, rules_dir: Path, ruleset: str = INTERVENTIONS) -> CompiledInterventionRules:
+    """The version a running case was created under, by the hash it recorded: its follow-up (A4's "does the
+    pattern continue?") judges by the rules that opened it, not by whatever is active today."""
+    rules = _cached(rules_hash)
+    if rules is not None:
+        return rules
+    seed(db, rules_dir=rules_dir)  # a case planned straight from the shipped file, before the store was used
+    row = db.execute(select(RuleVersion).where(RuleVersion.ruleset == ruleset, RuleVersion.hash == rules_hash)
+                     .limit(1)).scalar_one_or_none()
+    if row is None:
+        raise RulesetNotFound(f"no stored version of {ruleset!r} has hash {rules_hash[:12]}; was the rule store reset?")
+    return _compile_row(row, ruleset)
+
+
 __all__ = [
     "INTERVENTIONS", "RulesError", "RulesetConflict", "RulesetNotFound", "RulesetSummary", "ShadowSummary", "VersionStatus",
     "active_rules", "clear_shadow", "discard_draft", "get_active", "get_draft", "get_shadow", "get_version", "list_rulesets",
-    "list_versions", "publish", "record_shadow", "rollback", "save_draft", "seed", "set_shadow", "shadow_rules",
+    "list_versions", "publish", "record_shadow", "rollback", "rules_by_hash", "save_draft", "seed", "set_shadow", "shadow_rules",
     "shadow_summary",
 ]
