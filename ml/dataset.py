@@ -1,22 +1,10 @@
-"""Stacked training examples for the multi-horizon churn model and their temporal 70/15/15 split.
+"""The churn model's temporal 70/15/15 split and the examples each segment gives.
 
-One example per (feature row, horizon): the row's 35 features plus ``log_horizon_days``. A single classifier
-over these examples, monotone non-decreasing in the horizon feature (ml/train.py), gives P(1d) <= P(7d) <=
-P(30d) <= P(90d) for every tutor by construction instead of by post-hoc sorting of four separate models.
-
-Split. Feature dates (not tutors) are cut 70/15/15 in time: train, validation, test. An example of horizon h
-on day d in a segment is kept only when its label window [d, d + h days) - plus the delay before a label is
-decided (13 days for inactivity labels, none for truth) - closes at or before the end of its segment: the start
-of validation for training, the start of test for validation, the end of observation for test. So no training
-label depends on anything that happens during validation or test, and no validation label on the test period.
-
-Why per horizon rather than ``Labels.trainable``: ``trainable`` closes every horizon at the longest one (its
-``label_end`` is d + 90 days), which is the safe rule for per-row models but would drop every 1/7/30-day
-example from the last 90 days before each cut; stacked examples carry their own horizon, so each can use
-exactly its own window. Only rows of tutors still at risk on d (not churned before) are examples.
-
-Consequence worth knowing: a segment only holds 90-day examples from days at least 90 days before its end, so
-the 90-day horizon needs a long world (see bench/model_quality.py) to appear in validation and test at all.
+Feature dates (not tutors) are cut in time: train, validation, test. Each segment sees churn only as it was
+known at its end (the start of validation for training, the start of test for validation, the end of
+observation for test), less the labelling lag (ml/labels.py ChurnTimes): training pieces (ml/hazard.py) are
+cut there, and horizon labels are used only where the whole window has closed by then. So no training label
+depends on anything that happens during validation or test, and no validation label on the test period.
 """
 from __future__ import annotations
 
@@ -26,15 +14,11 @@ from datetime import UTC, datetime
 import numpy as np
 
 from ml.features import FeatureFrame
-from ml.labels import Labels
+from ml.hazard import Pieces, build_pieces
+from ml.labels import ChurnTimes
 
-HORIZON_FEATURE = "log_horizon_days"  # log keeps the 1/7/30/90 spacing even for the linear baseline
 SEGMENTS = ("train", "val", "test")
 _DAY = np.timedelta64(1, "D")
-
-
-def horizon_value(h: int | np.ndarray) -> np.ndarray:
-    return np.log(np.asarray(h, dtype=np.float64)).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -68,40 +52,30 @@ def temporal_split(days: np.ndarray, observed_until: datetime,
 
 
 @dataclass(frozen=True)
-class Stacked:
-    X: np.ndarray  # float32 (examples, features + 1): the row's features, then the horizon feature
-    y: np.ndarray  # float32 (examples,): 0/1
-    row: np.ndarray  # int64: index of the example's feature row in the FeatureFrame
-    horizon: np.ndarray  # int64: the horizon in days
-    segment: np.ndarray  # int8: 0 train, 1 val, 2 test
-    names: tuple[str, ...]
+class Segments:
+    frame: FeatureFrame
+    times: ChurnTimes
+    split: TemporalSplit
+    segment: np.ndarray  # int8 per feature row
+    cut: tuple[np.datetime64, np.datetime64, np.datetime64]  # what each segment may know, datetime64[s]
 
-    def part(self, segment: int, horizon: int | None = None) -> np.ndarray:
-        mask = self.segment == segment
-        return mask if horizon is None else mask & (self.horizon == horizon)
+    @property
+    def as_of(self) -> np.ndarray:
+        return self.frame.days.astype("datetime64[s]")
+
+    def pieces(self, seg: int) -> Pieces:
+        rows = np.flatnonzero(self.segment == seg)
+        return build_pieces(self.frame.X, self.as_of, self.times, rows, self.cut[seg])
+
+    def horizon_examples(self, seg: int, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, y) of segment ``seg`` whose ``horizon``-day window closed by the segment's cut."""
+        rows = np.flatnonzero(self.segment == seg)
+        y, closed = self.times.horizon_labels(rows, self.as_of[rows], horizon, self.cut[seg])
+        return rows[closed], y[closed].astype(np.float32)
 
 
-def stack_features(X: np.ndarray, horizons: tuple[int, ...]) -> np.ndarray:
-    """(n, f) feature rows -> (n * len(horizons), f + 1), horizon-major: block j is every row at horizons[j]."""
-    n = len(X)
-    hcol = np.repeat(horizon_value(np.array(horizons)), n)[:, None]
-    return np.hstack([np.tile(X, (len(horizons), 1)), hcol]).astype(np.float32)
-
-
-def build_stacked(frame: FeatureFrame, labels: Labels, split: TemporalSplit) -> Stacked:
-    as_of = frame.days.astype("datetime64[s]")
-    segment = split.segment_of(frame.days)
-    seg_end = split.segment_end(segment)
-    # Delay between the end of the longest window and when labels are decided (0 for truth, 13 d for inactivity).
-    lag = labels.label_end - (as_of + max(labels.horizons) * _DAY)
-    rows, hs, ys = [], [], []
-    for j, h in enumerate(labels.horizons):
-        keep = labels.at_risk & labels.known[:, j] & (as_of + h * _DAY + lag <= seg_end)
-        idx = np.flatnonzero(keep)
-        rows.append(idx)
-        hs.append(np.full(len(idx), h, dtype=np.int64))
-        ys.append(labels.y[idx, j])
-    row, horizon = np.concatenate(rows), np.concatenate(hs)
-    X = np.hstack([frame.X[row], horizon_value(horizon)[:, None]]).astype(np.float32)
-    return Stacked(X=X, y=np.concatenate(ys).astype(np.float32), row=row, horizon=horizon,
-                   segment=segment[row], names=(*frame.names, HORIZON_FEATURE))
+def segments(frame: FeatureFrame, times: ChurnTimes,
+             fractions: tuple[float, float, float] = (0.70, 0.15, 0.15)) -> Segments:
+    split = temporal_split(frame.days, times.observed_end.astype(object).replace(tzinfo=UTC), fractions)
+    cut = (split.val_start.astype("datetime64[s]"), split.test_start.astype("datetime64[s]"), split.observed_end)
+    return Segments(frame=frame, times=times, split=split, segment=split.segment_of(frame.days), cut=cut)

@@ -164,14 +164,83 @@ def inactivity_labels(db: Session, rows: FeatureFrame, horizons: Sequence[int] =
                   label_end=label_end, horizons=hs, source="inactivity")
 
 
+@dataclass(frozen=True)
+class ChurnTimes:
+    """When each row's tutor next churns, for survival-style training (ml/hazard.py).
+
+    ``event_at``: the first churn at or after the row's as-of (NaT: none recorded). A churn on day D is known
+    to someone looking at the data at instant c only when D + ``lag`` <= c: no lag for truth, 13 days for
+    inactivity (the 14 empty days that confirm it); the same holds for "no churn up to D". ``observed_end`` is
+    the latest such c the data supports.
+    """
+
+    event_at: np.ndarray  # datetime64[s] (rows,)
+    at_risk: np.ndarray  # bool (rows,)
+    lag: np.timedelta64  # timedelta64[s]
+    observed_end: np.datetime64  # datetime64[s]
+    source: str
+
+    def seen_until(self, cut: np.ndarray | np.datetime64) -> np.ndarray:
+        """Up to when churn (or its absence) is known to someone looking at the data at instant ``cut``."""
+        return np.minimum(cut, self.observed_end) - self.lag
+
+    def horizon_labels(self, rows: np.ndarray, as_of: np.ndarray, horizon: int, cut: np.ndarray | np.datetime64
+                       ) -> tuple[np.ndarray, np.ndarray]:
+        """(y, closed) for "churned within ``horizon`` days of as_of" for feature ``rows`` (with ``as_of``
+        their instants) as seen at ``cut``. Only rows whose whole window has closed are usable: keeping early
+        positives of open windows would bias the rate."""
+        end = as_of + horizon * _DAY
+        event = self.event_at[rows]
+        closed = self.at_risk[rows] & (end <= self.seen_until(cut))
+        return closed & ~np.isnat(event) & (event < end), closed
+
+
+def churn_times(db: Session, rows: FeatureFrame, *, truth: ChurnTruth | None = None,
+                after: int = INACTIVE_AFTER_DAYS) -> ChurnTimes:
+    """Time to the next churn for every row, from truth when given (covering every tutor, as ``labels``
+    requires) and from the inactivity definition otherwise."""
+    as_of = _as_of(rows)
+    if truth is not None and _covers(truth, rows):
+        never = np.datetime64("NaT")
+        churned = np.array([_dt64(c) if (c := truth.churned_at.get(t)) is not None else never for t in rows.tutor_ids],
+                           dtype="datetime64[s]")
+        at_risk = np.isnat(churned) | (churned >= as_of)
+        return ChurnTimes(event_at=np.where(at_risk, churned, never), at_risk=at_risk, lag=np.timedelta64(0, "s"),
+                          observed_end=_dt64(truth.observed_until), source="truth")
+    lab = inactivity_labels(db, rows, HORIZONS, after=after)
+    until = observed_until(db).astimezone(UTC)
+    observed_end = np.datetime64(until.date(), "D")
+    ids = sorted(set(rows.tutor_ids.tolist()))
+    onboarding = dict(db.execute(select(Tutor.tutor_id, Tutor.onboarding_date).where(Tutor.tutor_id.in_(ids))).all())
+    sessions = _session_days(db, ids)
+    event_at = np.full(len(rows), np.datetime64("NaT"), dtype="datetime64[s]")
+    for t in ids:
+        confirmed, pending = churn_days(sessions.get(t, np.array([], dtype="datetime64[D]")), onboarding[t],
+                                        observed_end, after)
+        days = np.sort(np.concatenate([confirmed, [pending]] if pending is not None else [confirmed]))
+        if not len(days):
+            continue
+        idx = np.flatnonzero(rows.tutor_ids == t)
+        nxt = np.searchsorted(days, rows.days[idx], side="left")
+        ok = nxt < len(days)
+        event_at[idx[ok]] = days[nxt[ok]].astype("datetime64[s]")
+    return ChurnTimes(event_at=np.where(lab.at_risk, event_at, np.datetime64("NaT")), at_risk=lab.at_risk,
+                      lag=np.timedelta64(after - 1, "D").astype("timedelta64[s]"),
+                      observed_end=observed_end.astype("datetime64[s]"), source="inactivity")
+
+
+def _covers(truth: ChurnTruth, rows: FeatureFrame) -> bool:
+    tutors = set(rows.tutor_ids.tolist())
+    covered = {t for t in tutors if t in truth.churned_at}
+    if covered and len(covered) != len(tutors):
+        raise ValueError(f"truth covers {len(covered)} of the rows' tutors, not all: refusing to mix label sources")
+    return bool(covered)
+
+
 def labels(db: Session, rows: FeatureFrame, horizons: Sequence[int] = HORIZONS, *,
            truth: ChurnTruth | None = None) -> Labels:
     """Truth labels when truth is given and covers every row's tutor, inactivity labels when no truth is given
     or it covers none of them; a partial cover is refused rather than silently mixing two definitions."""
-    if truth is not None:
-        covered = {t for t in set(rows.tutor_ids.tolist()) if t in truth.churned_at}
-        if len(covered) == len(set(rows.tutor_ids.tolist())):
-            return truth_labels(rows, truth, horizons)
-        if covered:
-            raise ValueError(f"truth covers {len(covered)} of the rows' tutors, not all: refusing to mix label sources")
+    if truth is not None and _covers(truth, rows):
+        return truth_labels(rows, truth, horizons)
     return inactivity_labels(db, rows, horizons)

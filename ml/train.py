@@ -1,14 +1,13 @@
-"""Train the multi-horizon churn model: XGBoost over stacked (row, horizon) examples, monotone in the horizon,
-tuned and calibrated on the validation segment; plus the logistic-regression baseline on the same examples.
+"""Train the churn model: XGBoost daily hazards per piece of the future (ml/hazard.py), tuned on the validation
+segment, then calibrated on validation's closed horizon labels.
 
-Monotonicity across horizons. XGBoost's ``monotone_constraints`` (+1 on the horizon feature, 0 elsewhere)
-makes the raw probability non-decreasing in the horizon for any fixed feature row. Calibration is one
-function of that raw probability shared by every example, so it preserves the order exactly when it is
-non-decreasing: isotonic regression fitted with ``increasing=True`` (scikit-learn's default inside
-CalibratedClassifierCV) is; Platt scaling is when its slope has the right sign, which ``calibrator_is_monotone``
-checks and ``fit_model`` refuses to ship otherwise. ``predict_horizons`` therefore never sorts or clips.
+Monotone across horizons. The raw model's P(h) grows with h by construction (a cumulative hazard). Calibration
+is one function of log cumulative hazard shared by every horizon (a frozen scorer wrapped by scikit-learn's
+CalibratedClassifierCV), so it keeps that order exactly when the function is non-decreasing: isotonic with
+``increasing=True`` always is; Platt is when its slope has the right sign, which ``calibrator_is_monotone``
+checks. ``ChurnModel.predict`` therefore never sorts or clips.
 
-Nothing here reads ground truth: labels arrive already built (ml/labels.py) from whatever the caller passed.
+Nothing here reads ground truth: churn times arrive already built (ml/labels.py) from whatever the caller passed.
 """
 from __future__ import annotations
 
@@ -16,66 +15,96 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+import xgboost as xgb
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.frozen import FrozenEstimator
-from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
-from xgboost import XGBClassifier
 
-from ml.dataset import Stacked, stack_features
+from ml import hazard
 from ml.labels import HORIZONS
 from ml.metrics import brier
 
-# Small on purpose: the 30 s training budget covers the whole search. Trees per config are chosen by early
-# stopping on validation log-loss, so n_estimators is only a ceiling.
-GRID: tuple[dict, ...] = tuple({"max_depth": d, "learning_rate": lr} for d in (3, 5) for lr in (0.05, 0.15))
-MAX_TREES = 600
-EARLY_STOP = 40
+# Small on purpose: the 30 s training budget covers the whole search. Trees per point come from early stopping
+# on validation, so n_estimators is only a ceiling.
+GRID: tuple[dict, ...] = tuple({"max_depth": d, "learning_rate": lr, "min_child_weight": w}
+                               for d, lr, w in ((2, 0.1, 5), (3, 0.1, 5), (4, 0.05, 10), (6, 0.05, 20)))
+MAX_TREES = 500
+EARLY_STOP = 30
 CAL_METHODS = ("isotonic", "sigmoid")
+
+
+def _regressor(params: dict, **extra: object) -> xgb.XGBRegressor:
+    return xgb.XGBRegressor(objective="count:poisson", tree_method="hist", eval_metric="poisson-nloglik",
+                            subsample=0.8, colsample_bytree=0.8, reg_lambda=1.0, n_jobs=-1, random_state=0,
+                            **params, **extra)
+
+
+def poisson_nll(events: np.ndarray, exposure: np.ndarray, rate: np.ndarray) -> float:
+    """Mean Poisson negative log-likelihood per piece (constant terms dropped), the tuning criterion."""
+    mu = np.clip(rate * exposure, 1e-12, None)
+    return float(np.mean(mu - events * np.log(mu)))
 
 
 @dataclass
 class ChurnModel:
-    xgb: XGBClassifier  # the tuned, uncalibrated booster
-    calibrated: CalibratedClassifierCV | None
-    calibration: str  # "isotonic" | "sigmoid" | "none"
-    horizons: tuple[int, ...]
-    names: tuple[str, ...]
+    regressor: xgb.XGBRegressor  # daily hazard per piece, uncalibrated
+    names: tuple[str, ...]  # the feature columns X must have, in order
+    horizons: tuple[int, ...] = HORIZONS
+    calibrated: CalibratedClassifierCV | None = None
+    calibration: str = "none"
     params: dict = field(default_factory=dict)
-    search: list[dict] = field(default_factory=list)  # every grid point with its validation log-loss
+    search: list[dict] = field(default_factory=list)
 
-    def proba(self, X_stacked: np.ndarray) -> np.ndarray:
-        est = self.calibrated if self.calibrated is not None else self.xgb
-        return est.predict_proba(X_stacked)[:, 1]
+    def daily_hazard(self, X: np.ndarray) -> np.ndarray:
+        """(rows, pieces) predicted churns per day at risk in each piece."""
+        X = np.asarray(X, dtype=np.float32)
+        rate = self.regressor.predict(hazard.all_pieces(X), base_margin=np.zeros(len(X) * (len(hazard.EDGES) - 1)))
+        return rate.reshape(len(hazard.EDGES) - 1, len(X)).T.astype(np.float64)
+
+    def log_cumulative(self, X: np.ndarray) -> np.ndarray:
+        """(rows, horizons) log of the raw cumulative hazard: the one score calibration maps to a probability."""
+        return np.log(np.clip(hazard.cumulative_hazard(self.daily_hazard(X), self.horizons), 1e-12, None))
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """(rows, horizons) churn probabilities, non-decreasing along each row (see the module docstring)."""
+        z = self.log_cumulative(X)
+        if self.calibrated is None:
+            return hazard.to_probability(np.exp(z))
+        return self.calibrated.predict_proba(z.reshape(-1, 1))[:, 1].reshape(z.shape)
+
+    def contributions(self, X: np.ndarray, horizon: int = 30) -> tuple[np.ndarray, np.ndarray]:
+        """XGBoost's exact SHAP contributions to log daily hazard, averaged over the pieces inside ``horizon``
+        with each piece weighted by its share of the cumulative hazard. Returns (contributions (rows,
+        features), bias (rows,)); per row they sum to the weighted mean log hazard. The piece column is the
+        horizon's shape, not the tutor's doing, so it is folded into the bias."""
+        X = np.asarray(X, dtype=np.float32)
+        n, k = len(X), len(hazard.EDGES) - 1
+        dm = xgb.DMatrix(hazard.all_pieces(X), base_margin=np.zeros(n * k))
+        # The same trees as predict(): early stopping keeps the booster's later rounds, which predict() skips.
+        trees = (0, self.regressor.best_iteration + 1) if hasattr(self.regressor, "best_iteration") else (0, 0)
+        contrib = self.regressor.get_booster().predict(dm, pred_contribs=True, iteration_range=trees).reshape(k, n, -1)
+        w = self.daily_hazard(X) * hazard.overlap(horizon)[None, :]
+        w = w / np.clip(w.sum(axis=1, keepdims=True), 1e-300, None)
+        mean = np.einsum("nk,knf->nf", w, contrib)
+        f = len(self.names)
+        return mean[:, :f], mean[:, f:].sum(axis=1)
 
 
-def _xgb(params: dict, n_features: int, **extra: object) -> XGBClassifier:
-    constraints = (0,) * (n_features - 1) + (1,)  # the horizon is the last column (ml/dataset.py)
-    return XGBClassifier(objective="binary:logistic", tree_method="hist", eval_metric="logloss",
-                         monotone_constraints=constraints, subsample=0.8, colsample_bytree=0.8,
-                         min_child_weight=5, reg_lambda=1.0, n_jobs=-1, random_state=0, **params, **extra)
+class _HorizonScore(ClassifierMixin, BaseEstimator):
+    """The frozen raw model as a scikit-learn classifier over one column, log cumulative hazard, so that
+    CalibratedClassifierCV(FrozenEstimator(...)) fits only the calibrator."""
 
+    def __init__(self) -> None:
+        self.classes_ = np.array([0, 1])
 
-def _logloss(y: np.ndarray, p: np.ndarray) -> float:
-    p = np.clip(p, 1e-7, 1 - 1e-7)
-    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+    def fit(self, X: np.ndarray, y: np.ndarray) -> _HorizonScore:
+        return self
 
+    def decision_function(self, X: np.ndarray) -> np.ndarray:
+        return np.asarray(X, dtype=np.float64)[:, 0]
 
-def tune_xgb(train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray],
-             grid: tuple[dict, ...] = GRID) -> tuple[XGBClassifier, dict, list[dict]]:
-    """Fit every grid point with early stopping on validation and keep the lowest validation log-loss."""
-    (Xt, yt), (Xv, yv) = train, val
-    best, best_loss, best_params, search = None, np.inf, {}, []
-    for params in grid:
-        model = _xgb(params, Xt.shape[1], n_estimators=MAX_TREES, early_stopping_rounds=EARLY_STOP)
-        model.fit(Xt, yt, eval_set=[(Xv, yv)], verbose=False)
-        loss = _logloss(yv, model.predict_proba(Xv)[:, 1])
-        search.append({**params, "trees": int(model.best_iteration) + 1, "val_logloss": loss})
-        if loss < best_loss:
-            best, best_loss, best_params = model, loss, {**params, "trees": int(model.best_iteration) + 1}
-    return best, best_params, search
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return (self.decision_function(X) > 0).astype(np.int64)
 
 
 def calibrator_is_monotone(calibrated: CalibratedClassifierCV) -> bool:
@@ -93,59 +122,48 @@ def calibrator_is_monotone(calibrated: CalibratedClassifierCV) -> bool:
     return True
 
 
-def choose_calibration(model: XGBClassifier, X: np.ndarray, y: np.ndarray, day: np.ndarray,
-                       methods: tuple[str, ...] = CAL_METHODS) -> tuple[CalibratedClassifierCV | None, str, dict]:
-    """Pick isotonic or sigmoid on validation without scoring a calibrator on the examples it was fitted to:
-    fit each on the earlier half of the validation days, compare Brier on the later half, then refit the
-    winner on all of validation. A method whose calibrator would reverse the order is never chosen; if neither
-    is usable (or validation holds one class only) the raw model is kept."""
+def _calibrator(method: str, z: np.ndarray, y: np.ndarray) -> CalibratedClassifierCV:
+    return CalibratedClassifierCV(FrozenEstimator(_HorizonScore()), method=method).fit(z.reshape(-1, 1), y)
+
+
+def choose_calibration(z: np.ndarray, y: np.ndarray, day: np.ndarray, methods: tuple[str, ...] = CAL_METHODS
+                       ) -> tuple[CalibratedClassifierCV | None, str, dict]:
+    """Pick isotonic, sigmoid or none on validation without scoring a calibrator on what it was fitted to: fit
+    on the earlier half of the validation days, compare Brier on the later half (the raw model competes as
+    "none"), then refit the winner on all of validation. A calibrator that would reverse the order is never
+    chosen."""
     if len(np.unique(y)) < 2:
         return None, "none", {}
-    cut = np.sort(np.unique(day))[len(np.unique(day)) // 2]
-    first, second = day < cut, day >= cut
-    scores: dict[str, float] = {}
-    for method in methods:
-        if len(np.unique(y[first])) < 2 or not second.any():
-            break
-        cal = CalibratedClassifierCV(FrozenEstimator(model), method=method).fit(X[first], y[first])
-        if calibrator_is_monotone(cal):
-            scores[method] = brier(y[second], cal.predict_proba(X[second])[:, 1])
-    if not scores:  # too little validation to hold out: fall back to the method that keeps the order, isotonic
-        scores = {"isotonic": 0.0}
-    method = min(scores, key=scores.get)
-    cal = CalibratedClassifierCV(FrozenEstimator(model), method=method).fit(X, y)
-    if not calibrator_is_monotone(cal):
-        return None, "none", scores
-    return cal, method, scores
+    days = np.unique(day)
+    first, second = day < days[len(days) // 2], day >= days[len(days) // 2]
+    scores = {"none": brier(y[second], hazard.to_probability(np.exp(z[second])))} if second.any() else {}
+    if len(np.unique(y[first])) == 2 and second.any():
+        for method in methods:
+            cal = _calibrator(method, z[first], y[first])
+            if calibrator_is_monotone(cal):
+                scores[method] = brier(y[second], cal.predict_proba(z[second].reshape(-1, 1))[:, 1])
+    method = min(scores, key=scores.get) if scores else "none"
+    if method == "none":
+        return None, method, scores
+    cal = _calibrator(method, z, y)
+    return (cal, method, scores) if calibrator_is_monotone(cal) else (None, "none", scores)
 
 
-def fit_model(data: Stacked, day: np.ndarray, grid: tuple[dict, ...] = GRID) -> ChurnModel:
-    """Tune on train/val, calibrate on val. ``day``: the feature day of each stacked example (for the
-    calibration hold-out)."""
-    tr, va = data.part(0), data.part(1)
-    if not tr.any() or not va.any():
-        raise ValueError("need training and validation examples")
-    xgb, params, search = tune_xgb((data.X[tr], data.y[tr]), (data.X[va], data.y[va]), grid)
-    calibrated, method, _ = choose_calibration(xgb, data.X[va], data.y[va], day[va])
-    horizons = tuple(int(h) for h in np.unique(data.horizon)) or HORIZONS
-    return ChurnModel(xgb=xgb, calibrated=calibrated, calibration=method, horizons=horizons, names=data.names,
-                      params=params, search=search)
-
-
-def fit_baseline(data: Stacked):  # noqa: ANN201 - a fitted sklearn Pipeline
-    """Logistic regression on the same stacked examples: median imputation with missing-value indicators (NaN
-    means "no such activity", informative), standardisation, L2. Trained on train + validation (no search)."""
-    m = data.part(0) | data.part(1)
-    pipe = make_pipeline(SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
-                         StandardScaler(), LogisticRegression(max_iter=2000, C=1.0))
-    return pipe.fit(data.X[m], data.y[m])
-
-
-def predict_horizons(model: ChurnModel, X: np.ndarray, horizons: tuple[int, ...] = HORIZONS) -> np.ndarray:
-    """(n, len(horizons)) churn probabilities for n feature rows, one column per horizon, non-decreasing along
-    each row by construction (see the module docstring)."""
-    p = model.proba(stack_features(np.asarray(X, dtype=np.float32), tuple(horizons)))
-    return p.reshape(len(horizons), len(X)).T
+def tune(train: hazard.Pieces, val: hazard.Pieces, grid: tuple[dict, ...] = GRID
+         ) -> tuple[xgb.XGBRegressor, dict, list[dict]]:
+    """Fit every grid point with early stopping on validation and keep the lowest validation Poisson loss."""
+    best, best_loss, best_params, search = None, np.inf, {}, []
+    for params in grid:
+        model = _regressor(params, n_estimators=MAX_TREES, early_stopping_rounds=EARLY_STOP)
+        model.fit(train.X, train.events, base_margin=np.log(train.exposure), eval_set=[(val.X, val.events)],
+                  base_margin_eval_set=[np.log(val.exposure)], verbose=False)
+        rate = model.predict(val.X, base_margin=np.zeros(len(val.X)))
+        loss = poisson_nll(val.events, val.exposure, rate)
+        point = {**params, "trees": int(model.best_iteration) + 1}
+        search.append({**point, "val_poisson_nll": round(loss, 6)})
+        if loss < best_loss:
+            best, best_loss, best_params = model, loss, point
+    return best, best_params, search
 
 
 def timed(fn, *args, **kw):  # noqa: ANN001, ANN201

@@ -1,7 +1,7 @@
-"""The churn model's training pieces: the temporal split never lets a label window cross a cut, probabilities
-are non-decreasing across horizons for every row (raw and calibrated), the calibration chooser keeps that, and
-the metrics match hand-computed values. Synthetic arrays with a known churn process keep it fast; the
-engine-built world checks the split on real feature rows."""
+"""The churn model's training pieces: no piece or label reaches past its segment's cut, probabilities are
+non-decreasing across horizons for every row (raw and calibrated), the calibration chooser keeps that, SHAP
+explanations add up, and the metrics match hand-computed values. Synthetic arrays with a known churn process
+keep it fast; the engine-built world checks the split on real feature rows."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
@@ -13,10 +13,13 @@ from sklearn.frozen import FrozenEstimator
 from sqlmodel import Session
 
 from ml import metrics
-from ml.dataset import HORIZON_FEATURE, build_stacked, stack_features, temporal_split
+from ml import hazard
+from ml.dataset import segments
+from ml.explain import explain
 from ml.features import FeatureFrame, build_features
-from ml.labels import HORIZONS, ChurnTruth, labels, truth_labels
-from ml.train import GRID, calibrator_is_monotone, choose_calibration, fit_baseline, fit_model, predict_horizons
+from ml.labels import HORIZONS, ChurnTimes, ChurnTruth, churn_times
+from ml.pipeline import _calibration_set, evaluate, fit
+from ml.train import GRID, _HorizonScore, calibrator_is_monotone, choose_calibration
 from synth.truth import churn_truth
 from tests.unit.engine_fixtures import World
 
@@ -44,92 +47,116 @@ def synthetic_world(seed: int = 0) -> tuple[FeatureFrame, ChurnTruth]:
     return frame, ChurnTruth(churned_at=churned, observed_until=observed)
 
 
+def times_from(frame: FeatureFrame, truth: ChurnTruth) -> ChurnTimes:
+    return churn_times(None, frame, truth=truth)  # truth covers every tutor: the database is never read
+
+
 @pytest.fixture(scope="module")
 def synthetic() -> tuple:
     frame, truth = synthetic_world()
-    lab = truth_labels(frame, truth)
-    split = temporal_split(frame.days, truth.observed_until)
-    data = build_stacked(frame, lab, split)
-    model = fit_model(data, frame.days[data.row], grid=GRID[:2])
-    return frame, lab, split, data, model
+    segs = segments(frame, times_from(frame, truth))
+    run = fit(segs, grid=GRID[:2])
+    return frame, truth, segs, run
 
 
-def _assert_windows_close(frame: FeatureFrame, split, data) -> None:  # noqa: ANN001
-    as_of = frame.days[data.row].astype("datetime64[s]")
-    window_end = as_of + data.horizon.astype("timedelta64[D]")
-    cuts = {0: split.val_start, 1: split.test_start}
-    for seg, cut in cuts.items():
-        m = data.segment == seg
-        # Feature day inside the segment and the whole label window closed by the next segment's start.
-        assert (frame.days[data.row][m] < cut).all()
-        assert (window_end[m] <= cut.astype("datetime64[s]")).all()
-    assert (window_end <= split.observed_end).all()
-    assert (frame.days[data.row][data.segment == 2] >= split.test_start).all()
+def _assert_inside_cuts(segs) -> None:  # noqa: ANN001
+    for seg in (0, 1):
+        p = segs.pieces(seg)
+        start = segs.as_of[p.row]
+        # A piece ends where its exposure ends; it must not reach past what the segment may know.
+        end = start + (np.asarray(hazard.EDGES)[p.piece] + p.exposure).astype("timedelta64[D]")
+        assert (segs.segment[p.row] == seg).all()
+        assert (end <= segs.cut[seg]).all()
+        for h in HORIZONS:
+            rows, _ = segs.horizon_examples(seg, h)
+            assert (segs.as_of[rows] + h * np.timedelta64(1, "D") <= segs.cut[seg]).all()
 
 
-def test_split_is_70_15_15_by_day_and_no_label_window_crosses_a_cut(synthetic) -> None:  # noqa: ANN001
-    frame, lab, split, data, _ = synthetic
+def test_split_is_70_15_15_by_day_and_nothing_crosses_a_cut(synthetic) -> None:  # noqa: ANN001
+    frame, truth, segs, _ = synthetic
+    split = segs.split
     assert split.val_start == np.datetime64(START, "D") + 140 and split.test_start == np.datetime64(START, "D") + 170
-    _assert_windows_close(frame, split, data)
-    # Per-horizon windows: a 1-day example may sit on the day before the cut, a 90-day one 90 days before it.
-    train_1d = frame.days[data.row[data.part(0, 1)]]
-    train_90d = frame.days[data.row[data.part(0, 90)]]
-    assert train_1d.max() == split.val_start - 1 and train_90d.max() == split.val_start - 90
-    assert data.names[-1] == HORIZON_FEATURE and data.X.shape[1] == frame.X.shape[1] + 1
-    # Only tutors still at risk: no example from a day at or after the tutor's churn day.
-    assert lab.at_risk[data.row].all()
+    _assert_inside_cuts(segs)
+    train = segs.pieces(0)
+    # Every piece of the future is trained, the last ones from rows old enough to have reached them.
+    assert set(train.piece.tolist()) == set(range(len(hazard.EDGES) - 1))
+    assert frame.days[train.row[train.piece == 5]].max() == split.val_start - 61
+    # Events are exactly the truth's churns seen before the cut, counted once per row.
+    churned = {t for t, c in truth.churned_at.items() if c is not None}
+    ev_rows = train.row[train.events == 1]
+    assert len(ev_rows) == len(np.unique(ev_rows)) and set(frame.tutor_ids[ev_rows]) <= churned
+    assert segs.times.at_risk[train.row].all()
 
 
-def test_split_on_engine_world_keeps_windows_inside_segments(world: World) -> None:
+def test_split_on_engine_world_keeps_pieces_inside_segments(world: World) -> None:
     with Session(world.engine) as db:
         truth = churn_truth(db)
         frame = build_features(db, start=world.epoch.date(), end=(world.end - timedelta(days=1)).date())
-        lab = labels(db, frame, HORIZONS, truth=truth)
-    split = temporal_split(frame.days, truth.observed_until)
-    data = build_stacked(frame, lab, split)
-    assert data.part(0).any()
-    _assert_windows_close(frame, split, data)
+        for times in (churn_times(db, frame, truth=truth), churn_times(db, frame)):  # truth, then inactivity
+            segs = segments(frame, times)
+            assert len(segs.pieces(0).events)
+            _assert_inside_cuts(segs)
 
 
 def test_predictions_are_monotone_across_horizons_for_every_row(synthetic) -> None:  # noqa: ANN001
-    frame, _, _, _, model = synthetic
+    frame, _, _, run = synthetic
     rng = np.random.default_rng(1)
-    # Every real row plus extreme and missing inputs: the constraint must hold everywhere, not just on data.
+    # Every real row plus extreme and missing inputs: the property must hold everywhere, not just on data.
     wild = rng.normal(scale=10, size=(2000, frame.X.shape[1])).astype(np.float32)
     wild[rng.random(wild.shape) < 0.2] = np.nan
     for X in (frame.X, wild):
-        p = predict_horizons(model, X)
-        assert p.shape == (len(X), len(HORIZONS))
-        assert (np.diff(p, axis=1) >= 0).all()
-        assert ((p >= 0) & (p <= 1)).all()
-    raw = model.xgb.predict_proba(stack_features(frame.X, HORIZONS))[:, 1].reshape(len(HORIZONS), -1).T
-    assert (np.diff(raw, axis=1) >= 0).all()
+        for p in (run.model.predict(X), run.baseline.predict(X)):
+            assert p.shape == (len(X), len(HORIZONS))
+            assert (np.diff(p, axis=1) >= 0).all()
+            assert ((p >= 0) & (p <= 1)).all()
 
 
 def test_model_learns_the_signal_and_beats_chance(synthetic) -> None:  # noqa: ANN001
-    _, _, _, data, model = synthetic
-    te = data.part(2)  # every horizon's test examples (the test segment is too short for many 30-day ones)
-    assert data.y[te].sum() >= 20
-    assert metrics.auc(data.y[te], model.proba(data.X[te])) > 0.7
-    baseline = fit_baseline(data)
-    assert metrics.auc(data.y[te], baseline.predict_proba(data.X[te])[:, 1]) > 0.7
+    _, _, segs, run = synthetic
+    figures = evaluate(run, segs, 2)
+    assert figures["xgb_7d"]["positives"] >= 10
+    assert figures["xgb_7d"]["auc"] > 0.7 and figures["lr_7d"]["auc"] > 0.7
+    assert run.model.calibration in ("none", "isotonic", "sigmoid")
 
 
 @pytest.mark.parametrize("methods", [("isotonic",), ("sigmoid",), ("isotonic", "sigmoid")])
 def test_calibration_chooser_picks_a_method_and_keeps_monotonicity(synthetic, methods) -> None:  # noqa: ANN001
-    frame, _, _, data, model = synthetic
-    va = data.part(1)
-    cal, method, _ = choose_calibration(model.xgb, data.X[va], data.y[va], frame.days[data.row[va]], methods)
-    assert method in methods and cal is not None and calibrator_is_monotone(cal)
-    p = cal.predict_proba(stack_features(frame.X, HORIZONS))[:, 1].reshape(len(HORIZONS), -1).T
-    assert (np.diff(p, axis=1) >= 0).all()
+    frame, _, segs, run = synthetic
+    z, y, day = _calibration_set(run.model, segs)
+    cal, method, scores = choose_calibration(z, y, day, methods)
+    assert method in (*methods, "none") and set(scores) <= {*methods, "none"}
+    if cal is not None:
+        assert calibrator_is_monotone(cal)
+        zz = run.model.log_cumulative(frame.X)
+        p = cal.predict_proba(zz.reshape(-1, 1))[:, 1].reshape(zz.shape)
+        assert (np.diff(p, axis=1) >= 0).all()
 
 
 def test_a_reversing_calibrator_is_detected(synthetic) -> None:  # noqa: ANN001
-    _, _, _, data, model = synthetic
-    va = data.part(1)
-    flipped = CalibratedClassifierCV(FrozenEstimator(model.xgb), method="sigmoid").fit(data.X[va], 1 - data.y[va])
+    _, _, segs, run = synthetic
+    z, y, _ = _calibration_set(run.model, segs)
+    flipped = CalibratedClassifierCV(FrozenEstimator(_HorizonScore()), method="sigmoid").fit(z.reshape(-1, 1), 1 - y)
     assert not calibrator_is_monotone(flipped)
+
+
+def test_explanations_top3_come_from_the_contribution_vector(synthetic) -> None:  # noqa: ANN001
+    frame, _, _, run = synthetic
+    X = frame.X[:50]
+    contrib, bias = run.model.contributions(X, horizon=30)
+    # SHAP is exact: contributions plus bias equal the hazard-weighted mean log daily hazard.
+    k = len(hazard.EDGES) - 1
+    log_rate = np.log(run.model.daily_hazard(X))
+    w = run.model.daily_hazard(X) * hazard.overlap(30)
+    w /= w.sum(axis=1, keepdims=True)
+    assert contrib.sum(axis=1) + bias == pytest.approx((w * log_rate).sum(axis=1), abs=1e-3)
+    assert k == w.shape[1]
+    for i, factors in enumerate(explain(run.model, X, horizon=30)):
+        assert len(factors) == 3
+        top = np.argsort(-np.abs(contrib[i]), kind="stable")[:3]
+        assert [f.feature for f in factors] == [frame.names[j] for j in top]
+        assert [f.contribution for f in factors] == pytest.approx(contrib[i][top].tolist())
+        assert all(f.text for f in factors)
+        assert sum(abs(f.contribution) for f in factors) <= np.abs(contrib[i]).sum() + 1e-9
 
 
 def test_metrics_against_hand_computed_values() -> None:
