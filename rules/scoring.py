@@ -164,6 +164,24 @@ class Tiers(_Strict):
         return self
 
 
+class ModelSpec(_Strict):
+    """The ML churn model's output (PRD "ML Model Details", Output) and whether it drives interventions."""
+
+    horizon_weights: dict[int, float]  # churn score = 100 x sum of weight x P(churn within h days)
+    drives_interventions: Literal["rules", "model"] = "rules"
+    explain_horizon: int = 30  # the horizon whose SHAP contributions name the top factors
+
+    @model_validator(mode="after")
+    def _horizons(self) -> ModelSpec:
+        if sorted(self.horizon_weights) != [1, 7, 30, 90]:
+            raise ValueError("horizon_weights must name exactly the horizons 1, 7, 30 and 90")
+        if min(self.horizon_weights.values()) < 0 or abs(sum(self.horizon_weights.values()) - 1) > 1e-6:
+            raise ValueError("horizon_weights must be non-negative and sum to 1")
+        if self.explain_horizon not in self.horizon_weights:
+            raise ValueError(f"explain_horizon {self.explain_horizon} is not one of 1, 7, 30, 90")
+        return self
+
+
 class ScoringRuleSet(_Strict):
     ruleset: str
     version: int = Field(ge=1)
@@ -183,6 +201,7 @@ class ScoringRuleSet(_Strict):
     patterns: Patterns
     risk_levels: RiskLevels
     tiers: Tiers
+    model: ModelSpec
 
     @model_validator(mode="after")
     def _weights(self) -> ScoringRuleSet:
