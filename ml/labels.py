@@ -101,6 +101,15 @@ def observed_until(db: Session) -> datetime:
     return max(latest)
 
 
+def observed_from(db: Session) -> date:
+    """The first UTC day of the data: the earliest session (what ``segments`` counts history from). Events are
+    left out: a reschedule request is stamped days before the session it moves, ahead of the history."""
+    earliest = db.execute(select(func.min(TutoringSession.scheduled_start))).scalar()
+    if earliest is None:
+        raise ValueError("no sessions: nothing is observed")
+    return (earliest if earliest.tzinfo else earliest.replace(tzinfo=UTC)).astimezone(UTC).date()
+
+
 def churn_days(active: np.ndarray, onboarding: date, observed_end: np.datetime64,
                after: int = INACTIVE_AFTER_DAYS) -> tuple[np.ndarray, np.datetime64 | None]:
     """(confirmed churn days, pending churn day or None) for one tutor by inactivity. ``active`` are the days

@@ -40,6 +40,13 @@ def _calibration_set(model: ChurnModel, segs: Segments) -> tuple[np.ndarray, np.
     return np.concatenate(zs), np.concatenate(ys), np.concatenate(ds)
 
 
+def calibration_reach(model: ChurnModel, segs: Segments) -> float:
+    """The score calibration must carry: the 99th percentile of the longest horizon's log cumulative hazard
+    over the validation rows (the top 1% are left to the calibrator's end values, as any fitted range would)."""
+    rows = np.flatnonzero(segs.segment == 1)
+    return float(np.percentile(model.log_cumulative(segs.frame.X[rows])[:, -1], 99)) if len(rows) else float("nan")
+
+
 def fit(segs: Segments, grid: tuple[dict, ...] = GRID, progress: Progress = lambda _: None) -> Run:
     (train, val), t_pieces = timed(lambda: (segs.pieces(0), segs.pieces(1)))
     if not len(train.events) or not len(val.events):
@@ -52,7 +59,9 @@ def fit(segs: Segments, grid: tuple[dict, ...] = GRID, progress: Progress = lamb
     progress(f"tuned {len(grid)} settings in {t_tune:.1f}s: {params}")
     model = ChurnModel(regressor=regressor, names=segs.frame.names, horizons=HORIZONS, params=params, search=search)
     z, y, day = _calibration_set(model, segs)
-    (model.calibrated, model.calibration, scores), t_cal = timed(choose_calibration, z, y, day)
+    reach = calibration_reach(model, segs)
+    (model.calibrated, model.calibration, scores), t_cal = timed(choose_calibration, z, y, day, reach=reach)
+    model.calibration_scores = scores
     progress(f"calibration: {model.calibration} (held-out Brier {scores})")
     baseline, t_base = timed(fit_baseline, train, val)
     run = Run(model=model, baseline=baseline,

@@ -52,6 +52,7 @@ class ChurnModel:
     horizons: tuple[int, ...] = HORIZONS
     calibrated: CalibratedClassifierCV | None = None
     calibration: str = "none"
+    calibration_scores: dict = field(default_factory=dict)  # held-out validation Brier of each method tried
     params: dict = field(default_factory=dict)
     search: list[dict] = field(default_factory=list)
 
@@ -126,12 +127,19 @@ def _calibrator(method: str, z: np.ndarray, y: np.ndarray) -> CalibratedClassifi
     return CalibratedClassifierCV(FrozenEstimator(_HorizonScore()), method=method).fit(z.reshape(-1, 1), y)
 
 
-def choose_calibration(z: np.ndarray, y: np.ndarray, day: np.ndarray, methods: tuple[str, ...] = CAL_METHODS
-                       ) -> tuple[CalibratedClassifierCV | None, str, dict]:
+def choose_calibration(z: np.ndarray, y: np.ndarray, day: np.ndarray, methods: tuple[str, ...] = CAL_METHODS,
+                       *, reach: float | None = None) -> tuple[CalibratedClassifierCV | None, str, dict]:
     """Pick isotonic, sigmoid or none on validation without scoring a calibrator on what it was fitted to: fit
     on the earlier half of the validation days, compare Brier on the later half (the raw model competes as
     "none"), then refit the winner on all of validation. A calibrator that would reverse the order is never
-    chosen."""
+    chosen.
+
+    ``reach``: the highest score the calibrator will be applied to. Isotonic regression is flat beyond the
+    scores it was fitted on, so when validation holds only short-horizon labels it would cap every 30- and
+    90-day probability at the highest short-horizon rate (0.13 seen on inactivity labels, with every tutor
+    then Low); it is not considered when ``reach`` exceeds the fitted range. Platt extrapolates smoothly."""
+    if reach is not None and len(z) and reach > z.max():
+        methods = tuple(m for m in methods if m != "isotonic")
     if len(np.unique(y)) < 2:
         return None, "none", {}
     days = np.unique(day)
