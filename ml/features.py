@@ -130,7 +130,7 @@ def build_features(db: Session, *, start: date, end: date, tutor_ids: Sequence[s
     return FeatureFrame(tutor_ids=np.array(g.tutor_ids, dtype=object)[tt], days=days, X=X)
 
 
-def _rated(s: feature_data.Sessions, value: tuple[np.ndarray, np.ndarray], mask: np.ndarray, days: int,
+def rated_window(s: feature_data.Sessions, value: tuple[np.ndarray, np.ndarray], mask: np.ndarray, days: int,
            shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """(sum, count) of ``value`` (indexed like ratings: quick then feedback) over sessions in the window, each
     carrying its quick rating until its feedback becomes visible and the feedback rating from then on."""
@@ -146,7 +146,7 @@ def _rated(s: feature_data.Sessions, value: tuple[np.ndarray, np.ndarray], mask:
     return total, count
 
 
-def _engagement(data: feature_data.FeatureData, rules: ScoringRuleSet, days: int) -> np.ndarray:
+def engagement_composite(data: feature_data.FeatureData, rules: ScoringRuleSet, days: int) -> np.ndarray:
     """The product's composite (domain/metrics/service.py engagement_parts/engagement_score), vectorised."""
     e, shape = rules.engagement, data.grid.shape
     lg, rs = data.logins, data.responses
@@ -192,18 +192,18 @@ def _columns(data: feature_data.FeatureData, rules: ScoringRuleSet, tt: np.ndarr
 
     ratings = (s.quick, s.feedback)
     for n in (7, 30):
-        total, cnt = _rated(s, ratings, s.held, n, shape)
+        total, cnt = rated_window(s, ratings, s.held, n, shape)
         c[f"avg_rating_{n}d"] = ratio(at(total), at(cnt))
     c["rating_trend"] = c["avg_rating_7d"] - c["avg_rating_30d"]
     good = rules.first_session_success_rating
     success = ((s.quick >= good).astype(np.float64), (s.feedback >= good).astype(np.float64))
-    total, cnt = _rated(s, success, s.held & (s.number == 1), LOOKBACK_DAYS, shape)
+    total, cnt = rated_window(s, success, s.held & (s.number == 1), LOOKBACK_DAYS, shape)
     c["first_session_success_rate"] = ratio(at(total), at(cnt))
 
     lg, rs, av = data.logins, data.responses, data.availability
     logins7, logins30 = (at(window_sum(lg.tutor, lg.day, 1.0, n, shape)) for n in (7, 30))
     c["login_frequency_7d"], c["login_frequency_30d"] = logins7 / 7, logins30 / 30
-    eng7, eng30 = at(_engagement(data, rules, 7)), at(_engagement(data, rules, 30))
+    eng7, eng30 = at(engagement_composite(data, rules, 7)), at(engagement_composite(data, rules, 30))
     c["engagement_score"], c["engagement_trend"] = eng30, ratio(eng7, eng30) - 1
     has_r = ~np.isnan(rs.value)
     p = window_percentiles(rs.tutor[has_r], rs.day[has_r], rs.value[has_r], 30, tt, kk, (50.0, 95.0), g.n_days)

@@ -14,13 +14,17 @@ def interval_sum(tutor: np.ndarray, lo: np.ndarray, hi: np.ndarray, weight: np.n
                  shape: tuple[int, int]) -> np.ndarray:
     """out[t, k] = sum of weight over records of tutor t with lo <= k < hi (a difference array, then cumsum)."""
     n_tutors, n_days = shape
-    diff = np.zeros((n_tutors, n_days + 1), dtype=np.float64)
     w = np.broadcast_to(np.asarray(weight, dtype=np.float64), tutor.shape)
     lo_c, hi_c = np.clip(lo, 0, n_days), np.clip(hi, 0, n_days)
     keep = lo_c < hi_c  # empty intervals (e.g. feedback arriving after the window has moved past the session)
-    np.add.at(diff, (tutor[keep], lo_c[keep]), w[keep])
-    np.add.at(diff, (tutor[keep], hi_c[keep]), -w[keep])
-    return np.cumsum(diff, axis=1)[:, :n_days]
+    if not keep.all():
+        tutor, lo_c, hi_c, w = tutor[keep], lo_c[keep], hi_c[keep], w[keep]
+    row = tutor.astype(np.int64, copy=False) * (n_days + 1)
+    # bincount adds in input order, like np.add.at (all openings, then all closings) but many times faster;
+    # the same order keeps every float sum bit for bit what it was.
+    cells = np.bincount(np.concatenate([row + lo_c, row + hi_c]), weights=np.concatenate([w, -w]),
+                        minlength=n_tutors * (n_days + 1))
+    return np.cumsum(cells.reshape(n_tutors, n_days + 1), axis=1)[:, :n_days]
 
 
 def window_sum(tutor: np.ndarray, day: np.ndarray, weight: np.ndarray | float, days: int,
