@@ -14,6 +14,8 @@ from temporalio.worker import Worker
 
 from activities.evaluation import EvaluationActivities, SweepActivities
 from activities.interventions import InterventionActivities
+from activities.model import ModelActivities
+from activities.model_scoring import ModelScoringActivities
 from activities.notifications import NotificationActivities
 from activities.rollup import RollupActivities
 from activities.synth import SynthActivities
@@ -22,15 +24,17 @@ from core.db import get_engine
 from core.temporal import connect
 from rules.interventions import active_intervention_rules
 from rules.scoring import active_scoring_rules
+from synth.label_feed import churn_labels
 from workflows.automated import AutomatedInterventionWorkflow
 from workflows.human_task import HumanTaskWorkflow
 from workflows.program import ProgramWorkflow
 from workflows.periodic import PopulationRollupWorkflow, SweepWorkflow, SynthTickWorkflow, WeeklyTrendsWorkflow
-from workflows.schedules import ensure_evaluation_schedules, ensure_sweep_schedule
+from workflows.model import ModelRetrainWorkflow
+from workflows.schedules import ensure_evaluation_schedules, ensure_model_retrain_schedule, ensure_sweep_schedule
 from workflows.tutor_lifecycle import TutorLifecycleWorkflow
 
 WORKFLOWS = [TutorLifecycleWorkflow, AutomatedInterventionWorkflow, HumanTaskWorkflow, ProgramWorkflow, SweepWorkflow,
-             SynthTickWorkflow, PopulationRollupWorkflow, WeeklyTrendsWorkflow]
+             SynthTickWorkflow, PopulationRollupWorkflow, WeeklyTrendsWorkflow, ModelRetrainWorkflow]
 
 
 def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecutor, *, task_queue: str | None = None) -> Worker:
@@ -41,6 +45,10 @@ def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecuto
     sweep = SweepActivities(engine=engine, settings=settings, client=client)
     synth = SynthActivities(engine=engine, settings=settings, client=client)
     rollup = RollupActivities(engine=engine, settings=settings, client=client)
+    model_scoring = ModelScoringActivities(engine=engine, settings=settings)
+    # The one place the worker takes churn labels from a synthetic world's departure records (synth.label_feed:
+    # None on real data, where the inactivity definition labels).
+    model = ModelActivities(engine=engine, settings=settings, truth_for=churn_labels)
     return Worker(
         client,
         task_queue=task_queue or settings.temporal_task_queue,
@@ -50,6 +58,7 @@ def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecuto
             interventions.record_intervention, interventions.save_task, interventions.send_messages,
             interventions.check_follow_up, interventions.withdraw_messages, notifications.deliver_email,
             rollup.evaluate_population, rollup.store_weekly_trends, rollup.signal_tutors,
+            model_scoring.score_population, model.train_candidate, model.decide_promotion,
         ],
         # SQL and durable-rules are synchronous: they run on this pool, off the event loop.
         activity_executor=executor,
@@ -65,6 +74,7 @@ async def run_worker(settings: Settings | None = None) -> None:
     client = await connect(settings)
     await ensure_sweep_schedule(client, settings)
     await ensure_evaluation_schedules(client, settings)
+    await ensure_model_retrain_schedule(client, settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

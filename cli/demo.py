@@ -153,6 +153,9 @@ def run_demo() -> int:
             print(report)
             evaluate_recent(settings, end=report.end)  # tier cut-offs and a week of daily scores first
             asyncio.run(signal_all_tutors(settings, report.tutor_ids))
+        from cli.model import ensure_initial_model
+
+        ensure_initial_model(settings)  # model scores beside the rule scores from the start
         from cli.main import main as cli_main
 
         cli_main(["synth", "live"])

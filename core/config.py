@@ -4,7 +4,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # where rules/ ships, installed or checked out
@@ -57,6 +57,24 @@ class Settings(BaseSettings):
     smtp_password: SecretStr | None = None  # SecretStr: never printed with the settings
     # Where the local sink writes every message it receives, one file per delivery.
     mail_dir: Path = Field(default_factory=lambda: Path.cwd() / "var" / "mail")
+    # Churn model registry: one folder per version (model.pkl and its card) under models_dir (default var/models).
+    models_dir: Path | None = None
+    model_retrain_cron: str = "0 1 * * *"    # daily retraining, after the midnight rollup wrote the day's rows
+    model_training_days: int = Field(default=90, ge=3)  # feature days the daily retraining trains on
+    # Training is minutes on a big world, not seconds: the activity's bound, and how long a silent worker may go
+    # before Temporal hands the training to another.
+    model_train_timeout_seconds: int = Field(default=3600, gt=0)
+    model_train_heartbeat_seconds: int = Field(default=120, gt=0)
+    model_score_timeout_seconds: int = Field(default=900, gt=0)  # scoring the population after the decision
+    # The first N hyper-parameter points of ml.train.GRID the retraining tries (None: all); fewer trade tuning
+    # for time on a small machine.
+    model_grid_points: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _models_dir(self) -> Settings:
+        if self.models_dir is None:
+            self.models_dir = self.var_dir / "models"
+        return self
 
     @field_validator("database_url")
     @classmethod

@@ -170,6 +170,9 @@ class ModelSpec(_Strict):
     horizon_weights: dict[int, float]  # churn score = 100 x sum of weight x P(churn within h days)
     drives_interventions: Literal["rules", "model"] = "rules"
     explain_horizon: int = 30  # the horizon whose SHAP contributions name the top factors
+    # Champion/challenger: a retrained candidate replaces the live model only when its mean validation AUC is
+    # higher by more than this (0: any improvement).
+    promotion_min_gain: float = Field(default=0.0, ge=0, le=0.5)
 
     @model_validator(mode="after")
     def _horizons(self) -> ModelSpec:

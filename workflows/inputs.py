@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 
 
 @dataclass
@@ -248,3 +248,101 @@ class TrendsSummary:
 @dataclass
 class SignalTutorsInput:
     tutor_ids: list[str] = field(default_factory=list)
+
+
+def iso_day(value: date | str | None) -> str | None:
+    """A day as Temporal payloads carry it: ISO ``YYYY-MM-DD``. Temporal's default data converter has datetime
+    but no ``date`` (neither encodes nor decodes it), so payload fields hold the string; a date is accepted."""
+    if isinstance(value, datetime):
+        raise TypeError(f"a day, not a timestamp: {value!r}")
+    return value.isoformat() if isinstance(value, date) else value
+
+
+def as_date(value: str | None) -> date | None:
+    return date.fromisoformat(value) if value else None
+
+
+@dataclass
+class ScorePopulationInput:
+    """The live churn model scores ``day``'s prediction rows (None: today, UTC); ``tutor_ids`` None: everyone."""
+    day: str | None = None  # ISO date (iso_day); a date given is stored in that form
+    tutor_ids: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        self.day = iso_day(self.day)
+
+    @property
+    def day_date(self) -> date | None:
+        return as_date(self.day)
+
+
+@dataclass
+class ScorePopulationResult:
+    version: str | None  # the live churn model's version; None when none is live yet (nothing scored)
+    scored: int
+    day: str  # ISO date (iso_day); a date given is stored in that form
+    unscored: int = 0  # tutors without a prediction row for the day yet (the daily rollup writes them): skipped
+    # With the model driving interventions: tutors whose driving risk level moved; signal them to re-decide.
+    risk_changed: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.day = iso_day(self.day)
+
+
+@dataclass
+class ModelRetrainInput:
+    """The daily churn-model retraining. Everything time-bound comes from the settings via the schedule.
+    Days are ISO dates (iso_day). ``day`` None: the UTC day the run starts (the schedule's own day); ``end``
+    None: the last complete day of data."""
+    days: int = 90
+    end: str | None = None
+    day: str | None = None
+    train_timeout_seconds: float = 3600.0
+    heartbeat_seconds: float = 120.0
+    score_timeout_seconds: float = 900.0
+
+    def __post_init__(self) -> None:
+        self.end, self.day = iso_day(self.end), iso_day(self.day)
+
+
+@dataclass
+class TrainCandidateInput:
+    day: str  # ISO date: with the data window it keys the registration, so a retry finds its own
+    days: int
+    end: str | None = None  # ISO date: the last feature day (None: the last complete day of data)
+
+
+@dataclass
+class TrainCandidateResult:
+    version: str | None  # None: nothing trained (``skipped`` says why: no data, a span too short to split)
+    reused: bool = False  # an earlier attempt of the same run had registered it
+    criterion: float | None = None
+    data_start: str | None = None  # ISO dates: the feature days trained on
+    data_end: str | None = None
+    label_source: str | None = None
+    skipped: str | None = None
+
+
+@dataclass
+class DecidePromotionInput:
+    version: str
+
+
+@dataclass
+class PromotionResult:
+    version: str
+    promoted: bool
+    status: str
+    reason: str
+    live_version: str | None  # live after the decision
+    candidate_auc: float | None = None
+    live_auc: float | None = None  # the previous live model's, on the same validation rows
+
+
+@dataclass
+class ModelRetrainResult:
+    day: str
+    trained: TrainCandidateResult
+    promotion: PromotionResult | None
+    scoring: ScorePopulationResult
+    tutors_signalled: int = 0

@@ -17,7 +17,8 @@ from temporalio.client import (
 )
 
 from core.config import Settings
-from workflows.inputs import RollupInput, SweepInput, SynthTickInput, TrendsInput
+from workflows.inputs import ModelRetrainInput, RollupInput, SweepInput, SynthTickInput, TrendsInput
+from workflows.model import ModelRetrainWorkflow
 from workflows.periodic import PopulationRollupWorkflow, SweepWorkflow, SynthTickWorkflow, WeeklyTrendsWorkflow
 
 
@@ -82,3 +83,20 @@ async def ensure_evaluation_schedules(client: Client, settings: Settings) -> Non
         WeeklyTrendsWorkflow.run, TrendsInput(), id=f"weekly-trends-{q}", task_queue=q)))
     await _ensure(client, ids["monthly_review"], _cron(settings.monthly_review_cron, ScheduleActionStartWorkflow(
         PopulationRollupWorkflow.run, RollupInput(review=True), id=f"monthly-review-{q}", task_queue=q)))
+
+
+def model_retrain_schedule_id(settings: Settings) -> str:
+    return f"tutorpulse-model-retrain-{settings.temporal_task_queue}"
+
+
+def model_retrain_input(settings: Settings) -> ModelRetrainInput:
+    return ModelRetrainInput(days=settings.model_training_days, train_timeout_seconds=settings.model_train_timeout_seconds,
+                             heartbeat_seconds=settings.model_train_heartbeat_seconds,
+                             score_timeout_seconds=settings.model_score_timeout_seconds)
+
+
+async def ensure_model_retrain_schedule(client: Client, settings: Settings) -> None:
+    """Daily churn-model retraining (cron in UTC); each run's workflow id is model-retrain-<queue>-<scheduled time>."""
+    q = settings.temporal_task_queue
+    await _ensure(client, model_retrain_schedule_id(settings), _cron(settings.model_retrain_cron, ScheduleActionStartWorkflow(
+        ModelRetrainWorkflow.run, model_retrain_input(settings), id=f"model-retrain-{q}", task_queue=q)))

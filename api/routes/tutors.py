@@ -8,8 +8,8 @@ from fastapi import APIRouter, HTTPException, Query
 
 from api.deps import DbDep, SettingsDep
 from api.schemas.tutors import (
-    Component, FlagRead, MetricsReport, MetricsRow, ScoreReport, TierChange, TierName, TierPage, TutorPage,
-    TutorSummary, Window,
+    Component, FlagRead, MetricsReport, MetricsRow, ModelScore, ScoreReport, TierChange, TierName, TierPage,
+    TutorPage, TutorSummary, Window,
 )
 from core.config import Settings
 from core.errors import InputError, field_error
@@ -90,7 +90,7 @@ def get_metrics(
 
 @router.get("/{tutor_id}/score", response_model=ScoreReport,
             responses={**NOT_FOUND, 404: {"description": "Unknown tutor, or no prediction (on that date)"}},
-            summary="A tutor's churn score explained: components, pattern flags, tier")
+            summary="A tutor's churn score explained: components, pattern flags, tier; the ML model's score beside it")
 def get_score(
     tutor_id: str,
     db: DbDep,
@@ -106,6 +106,9 @@ def get_score(
         rules_version=p.rules_version, rules_hash=p.rules_hash, tier=view.tier,
         performance_index=view.performance_index,
         tier_history=[TierChange.model_validate(r) for r in view.tier_history],
+        model=ModelScore.model_validate(view.model) if view.model else None,
+        drives_interventions=active_scoring_rules(settings.rules_dir).spec.model.drives_interventions,
+        score_source=view.score_source, score_source_reason=view.score_source_reason,
     )
 
 

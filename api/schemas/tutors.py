@@ -25,6 +25,9 @@ class TutorSummary(BaseModel):
     prediction_date: date | None
     tier: TierName | None = Field(description="Performance tier computed with the latest prediction")
     performance_index: float | None = Field(description="0-1; null when the tutor had too few sessions to rank")
+    model_churn_score: float | None = Field(
+        None, description="The ML churn model's 0-100 score on the same prediction; null if the model has not scored it")
+    model_risk_level: RiskLevel | None = None
 
 
 class TutorPage(BaseModel):
@@ -106,6 +109,26 @@ class TierChange(BaseModel):
     rules_version: str
 
 
+class ModelFactor(BaseModel):
+    feature: str
+    value: float | None = Field(description="The tutor's feature value; null when there was no data")
+    contribution: float = Field(description="SHAP contribution to the model's log hazard: > 0 raises the risk")
+    text: str = Field(description='In plain words, e.g. "Days since the last session (9) raises the risk"')
+
+
+class ModelScore(BaseModel):
+    """The ML churn model's score of the prediction's day (features as of 00:00 UTC), beside the rule score."""
+
+    ml_model_version: str = Field(description="The registry version that scored it")
+    window_1day_probability: float = Field(description="P(churn within 1 day)")
+    window_7day_probability: float
+    window_30day_probability: float
+    window_90day_probability: float
+    churn_score: float = Field(description="0-100: 100 x the horizon-weighted sum of the probabilities (rules file)")
+    risk_level: RiskLevel
+    factors: list[ModelFactor] = Field(description="The top 3 factors, largest contribution first")
+
+
 class ScoreReport(BaseModel):
     tutor_id: str
     prediction_date: date
@@ -122,6 +145,14 @@ class ScoreReport(BaseModel):
     tier: str | None
     performance_index: float | None
     tier_history: list[TierChange] = Field(description="Latest 12 tier rows, newest first")
+    model: ModelScore | None = Field(None, description="The ML model's score of the same day; null if not scored")
+    drives_interventions: Literal["rules", "model"] = Field(
+        "rules", description="Which churn score the intervention rules read now "
+                             "(rules/scoring.yaml model.drives_interventions)")
+    score_source: Literal["rules", "model"] = Field(
+        "rules", description="Which score this prediction's interventions were decided on (the model falls back to the "
+                             "rule score for a tutor it has not scored)")
+    score_source_reason: str | None = None
 
 
 class TierPage(BaseModel):

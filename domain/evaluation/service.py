@@ -51,7 +51,7 @@ def evaluate_tutor(db: Session, tutor_id: str, *, as_of: datetime, rules: Scorin
     cut = tiers.latest_cutoffs(db)
     a = assess(tutor_id, history, onboarding=tutor.onboarding_date, as_of=until, rules=spec,
                bounds=cut.lower_bounds if cut else None)
-    save(db, a, prefetch(db, as_of.date(), [tutor_id]), rules=rules, now=now)
+    facts = save(db, a, prefetch(db, as_of.date(), [tutor_id]), rules=rules, now=now)
     previous = tiers.current_tiers(db, [tutor_id]).get(tutor_id)
     tiers.record(db, tutor_id, a.tier, previous=previous, as_of=as_of, source="evaluation", rules=rules)
     marked = 0
@@ -60,4 +60,4 @@ def evaluate_tutor(db: Session, tutor_id: str, *, as_of: datetime, rules: Scorin
         marked += db.execute(update(TutoringSession).where(TutoringSession.session_id.in_(chunk))
                              .values(evaluated_at=now)).rowcount or 0
     return Evaluation(tutor_id=tutor_id, as_of=as_of, score=a.score, tier=a.tier.tier, windows=a.windows,
-                      facts=a.facts, sessions_marked=marked)
+                      facts=facts, sessions_marked=marked)

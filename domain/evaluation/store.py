@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlmodel import Session
@@ -15,6 +16,7 @@ from sqlmodel import Session
 from domain.evaluation.assess import Assessment
 from domain.metrics.models import TutorPerformanceMetric
 from domain.metrics.service import WindowMetrics
+from domain.model_scoring.drive import driving_facts
 from domain.scoring.models import ChurnPrediction
 from rules.scoring import ScoringRules
 
@@ -63,7 +65,10 @@ def _metric_row(db: Session, rows: DayRows, tutor_id: str, m: WindowMetrics, *, 
     return row
 
 
-def save(db: Session, a: Assessment, rows: DayRows, *, rules: ScoringRules, now: datetime) -> None:
+def save(db: Session, a: Assessment, rows: DayRows, *, rules: ScoringRules, now: datetime) -> dict[str, Any]:
+    """Stores the assessment; returns the facts the intervention rules read (the assessment's own, unless the
+    rules file lets the model's score of the day drive: domain/model_scoring/drive.py). The row's model columns
+    are the model scoring's and are left as they are."""
     for m in a.windows.values():
         row = _metric_row(db, rows, a.tutor_id, m, as_of=a.as_of, now=now)
         row.performance_tier, row.rules_version = a.tier.tier, rules.version_label
@@ -78,6 +83,7 @@ def save(db: Session, a: Assessment, rows: DayRows, *, rules: ScoringRules, now:
     pred.churn_score, pred.risk_level = a.score.churn_score, a.score.risk_level
     pred.contributing_factors = a.score.contributing_factors(rules.spec)
     pred.flags = [f.as_dict() for f in a.score.flags]
-    pred.facts = dict(a.facts)
+    pred.facts = driving_facts(dict(a.facts), pred, rules.spec)
     pred.model_version = f"rules:{rules.version_label}"
     pred.rules_version, pred.rules_hash = rules.version_label, rules.hash
+    return pred.facts

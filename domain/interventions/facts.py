@@ -7,9 +7,10 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlmodel import Session
 
+from domain.model_scoring.drive import is_model_driven
 from domain.scoring.models import ChurnPrediction
 from domain.sessions.service import IN_CHUNK
 from domain.tiers.models import TierHistory
@@ -24,13 +25,18 @@ def _chunks(ids: list[str]) -> list[list[str]]:
 
 def _elevated_streaks(db: Session, base: dict[str, dict[str, Any]], today) -> dict[str, int]:  # noqa: ANN001
     elevated_days: dict[str, set] = defaultdict(set)
-    for chunk in _chunks([t for t, f in base.items() if f.get("risk_level") in ELEVATED]):
-        rows = db.execute(select(ChurnPrediction.tutor_id, ChurnPrediction.prediction_date).where(
-            ChurnPrediction.tutor_id.in_(chunk), ChurnPrediction.risk_level.in_(ELEVATED),
-            ChurnPrediction.prediction_date >= today - timedelta(days=LOOKBACK_DAYS),
-            ChurnPrediction.prediction_date < today))
-        for tutor_id, day in rows:
-            elevated_days[tutor_id].add(day)
+    elevated = [t for t, f in base.items() if f.get("risk_level") in ELEVATED]
+    p = ChurnPrediction
+    # When the model's score drives (rules/scoring.yaml), a past day counts by the level that drove it: the
+    # model's where it scored that day, else the rule level it fell back to.
+    for model_driven, level in ((False, p.risk_level), (True, func.coalesce(p.model_risk_level, p.risk_level))):
+        for chunk in _chunks([t for t in elevated if is_model_driven(base[t]) == model_driven]):
+            rows = db.execute(select(p.tutor_id, p.prediction_date).where(
+                p.tutor_id.in_(chunk), level.in_(ELEVATED),
+                p.prediction_date >= today - timedelta(days=LOOKBACK_DAYS),
+                p.prediction_date < today))
+            for tutor_id, day in rows:
+                elevated_days[tutor_id].add(day)
     out = {}
     for tutor_id, facts in base.items():
         if facts.get("risk_level") not in ELEVATED:

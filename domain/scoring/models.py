@@ -38,6 +38,12 @@ class ChurnPrediction(SQLModel, table=True):
     flags: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     # The facts the intervention rules read at this evaluation: the rules dry run replays them.
     facts: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}"))
+    # The ML churn model's score of this day (as of 00:00 UTC), beside the rule score above: the window_*
+    # probabilities hold its four horizons. Written by domain/model_scoring; re-evaluations leave them alone.
+    model_churn_score: float | None = None
+    model_risk_level: str | None = Field(default=None, max_length=10)
+    model_factors: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    ml_model_version: str | None = Field(default=None, max_length=80)
     model_version: str = Field(max_length=60)
     rules_version: str | None = Field(default=None, max_length=40)
     rules_hash: str | None = Field(default=None, max_length=64)

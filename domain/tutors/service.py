@@ -55,6 +55,9 @@ class ScoreView:
     tier: str | None
     performance_index: float | None
     tier_history: list[TierHistory] = field(default_factory=list)
+    model: dict[str, Any] | None = None  # the ML model's score of the same day, when it scored the tutor
+    score_source: str = "rules"  # which score the day's interventions were decided on
+    score_source_reason: str | None = None
 
 
 def require_tutor(db: Session, tutor_id: str) -> Tutor:
@@ -85,7 +88,7 @@ def _list_query(db: Session, f: TutorFilters, tier_window: str) -> Select:
     # Outer joins: a tutor never evaluated is still listed, with no score, unless a score filter excludes them.
     stmt = (
         select(t.tutor_id, t.name, t.status, t.subjects, t.onboarding_date, p.churn_score, p.risk_level,
-               p.prediction_date, m.performance_tier, m.performance_index)
+               p.prediction_date, m.performance_tier, m.performance_index, p.model_churn_score, p.model_risk_level)
         .select_from(t)
         .outerjoin(latest, latest.c.tutor_id == t.tutor_id)
         .outerjoin(p, and_(p.tutor_id == t.tutor_id, p.prediction_date == latest.c.day))
@@ -196,7 +199,21 @@ def score(db: Session, tutor_id: str, *, tier_window: str, on: date | None = Non
         explanation=scoring.explain(_explainable(factors), prediction.churn_score),
         tier=tier_row.performance_tier if tier_row else None,
         performance_index=tier_row.performance_index if tier_row else None, tier_history=history,
+        model=model_score(prediction), score_source=(prediction.facts or {}).get("score_source", "rules"),
+        score_source_reason=(prediction.facts or {}).get("score_source_reason"),
     )
+
+
+def model_score(p: ChurnPrediction) -> dict[str, Any] | None:
+    """The model's part of a prediction row, or None when the model has not scored it. Staff-only: tutors
+    never see risk or its reasons (nothing under /me reads this)."""
+    if p.ml_model_version is None or p.model_churn_score is None:
+        return None
+    return {"ml_model_version": p.ml_model_version, "churn_score": p.model_churn_score, "risk_level": p.model_risk_level,
+            "window_1day_probability": p.window_1day_probability, "window_7day_probability": p.window_7day_probability,
+            "window_30day_probability": p.window_30day_probability,
+            "window_90day_probability": p.window_90day_probability,
+            "factors": [f for f in p.model_factors or [] if isinstance(f, dict) and f.get("text")]}
 
 
 # --- tiers ------------------------------------------------------------------------------------------------

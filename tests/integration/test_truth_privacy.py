@@ -36,6 +36,10 @@ PRODUCT_DIRS = ("api", "web", "domain", "activities", "workflows", "rules", "cor
 # No product module is exempt: the truth tables are registered on the metadata by migrations/env.py.
 REGISTERS_METADATA_ONLY: set[str] = set()
 TRUTH_CLASSES = {"TruthTutor", "TruthTransition"}
+# The synthetic world's departure records as training labels (synth/label_feed.py): composition roots may wire
+# them into the model's training as a callable; no other product module may take them.
+LABEL_FEED = "synth.label_feed"
+WIRES_LABEL_FEED = {"worker.py"}
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 DAY = timedelta(days=1)
@@ -172,11 +176,12 @@ def truth_references(source: str) -> list[str]:
     found = []
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
-            found += [f"import {a.name}" for a in node.names if a.name == "synth.truth" or a.name.startswith("synth.truth.")]
+            found += [f"import {a.name}" for a in node.names
+                      if a.name in ("synth.truth", LABEL_FEED) or a.name.startswith("synth.truth.")]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            if node.module == "synth.truth" or node.module.startswith("synth.truth."):
+            if node.module in ("synth.truth", LABEL_FEED) or node.module.startswith("synth.truth."):
                 found.append(f"from {node.module} import ...")
-            elif node.module == "synth" and any(a.name == "truth" for a in node.names):
+            elif node.module == "synth" and any(a.name in ("truth", "label_feed") for a in node.names):
                 found.append("from synth import truth")
             elif node.module == "domain.registry" and any(a.name in TRUTH_CLASSES for a in node.names):
                 found.append("truth class taken from domain.registry")
@@ -204,6 +209,8 @@ def product_modules() -> list[Path]:
     "from sqlalchemy import text\nq = text('SELECT churn_cause FROM synth_truth_tutors')",
     "from domain.registry import TruthTransition",
     "import domain.registry as r\nrows = r.TruthTutor",
+    "from synth.label_feed import churn_labels",
+    "from synth import label_feed",
 ])
 def test_static_scan_catches_planted_imports(tmp_path: Path, planted: str) -> None:
     module = tmp_path / "planted.py"
@@ -226,9 +233,18 @@ def test_product_modules_do_not_reach_truth() -> None:
         if rel in REGISTERS_METADATA_ONLY:
             continue
         found = truth_references(path.read_text())
+        if rel in WIRES_LABEL_FEED:
+            found = [f for f in found if f != f"from {LABEL_FEED} import ..."]
         if found:
             offenders[rel] = found
     assert offenders == {}, f"product modules reaching the ground truth: {offenders}"
+
+
+def test_only_the_worker_wires_the_label_feed() -> None:
+    """worker.py takes the label feed and hands it to the model's training, and nothing else of the truth."""
+    source = (ROOT / "worker.py").read_text()
+    assert truth_references(source) == [f"from {LABEL_FEED} import ..."]
+    assert "truth_for=churn_labels" in source
 
 
 def test_metadata_registry_only_registers_truth_tables() -> None:

@@ -12,7 +12,8 @@ SQLite database migrated with Alembic, a local mail sink) and saves each workflo
   *before* the reminder patch (tests/replay/variants.py): ``human_task_pre_reminder_patch.json``.
 * dev server (temporal), for the rest: a tutor's lifecycle with two session signals (still running: its
   current history), the pending-session sweep, and on a small synthetic world the monthly review, a daily
-  rollup, the weekly trends and a live synth tick.
+  rollup, the weekly trends and a live synth tick; on a churn-rich world (tests/integration/model_world.py) the
+  daily churn-model retraining (train, promote, score).
 
 Re-recording replaces saved histories: see tests/replay/README.md for when (almost never) to do it. ``--only``
 records just the named histories (e.g. the first one of a new workflow type) and leaves the others alone.
@@ -32,12 +33,12 @@ from pathlib import Path
 
 from domain.notifications.sink import start_mail_sink
 from tests.replay.common import Recorder, log
-from tests.replay.scenarios_dev import SPINE, WORLD, record_dev_server
+from tests.replay.scenarios_dev import MODEL, SPINE, WORLD, record_dev_server
 from tests.replay.scenarios_skipping import PRE_PATCH, SKIPPING, record_skipping
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "histories"
 
-ALL_NAMES = [n for s in [*SKIPPING, PRE_PATCH, *SPINE, WORLD] for n in s.names]
+ALL_NAMES = [n for s in [*SKIPPING, PRE_PATCH, *SPINE, WORLD, MODEL] for n in s.names]
 
 
 async def record(out: Path, only: set[str] | None = None) -> list[str]:

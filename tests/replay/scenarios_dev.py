@@ -1,7 +1,8 @@
 """Dev server (temporal) scenarios: the tutor lifecycle, the pending-session sweep and the periodic workflows.
 
 A tutor's lifecycle with two session signals (still running: its current history), the pending-session sweep,
-and on a small synthetic world the monthly review, a daily rollup, the weekly trends and a live synth tick.
+and on a small synthetic world the monthly review, a daily rollup, the weekly trends and a live synth tick;
+on a churn-rich world the daily churn-model retraining.
 ``record_dev_server`` runs the wanted ones on one local dev server.
 """
 from __future__ import annotations
@@ -14,11 +15,15 @@ from pathlib import Path
 
 from temporalio.testing import WorkflowEnvironment
 
-from core.db import get_engine
+from core.db import get_engine, session_scope
 from core.temporal import notify_sessions_ingested, tutor_workflow_id
 from core.types import utcnow
+from domain.evaluation.batch import evaluate_population
+from rules.scoring import active_scoring_rules
 from synth.backfill import backfill
 from tests.factories import seed_people, session_payload
+from tests.integration.model_world import WORLD_END as MODEL_WORLD_END
+from tests.integration.model_world import build_template
 from tests.integration.pipeline_helpers import troubled_history
 from tests.replay.common import (
     Ctx,
@@ -32,7 +37,9 @@ from tests.replay.common import (
     workflow_worker,
 )
 from workflows.inputs import RollupInput, SweepInput, SynthTickInput, TrendsInput
+from workflows.model import ModelRetrainWorkflow
 from workflows.periodic import PopulationRollupWorkflow, SweepWorkflow, SynthTickWorkflow, WeeklyTrendsWorkflow
+from workflows.schedules import model_retrain_input
 from workflows.tutor_lifecycle import TutorLifecycleWorkflow
 
 # Synthetic world for the periodic workflows: small, fixed seed (the unit tests' engine world uses the same sizes).
@@ -120,10 +127,47 @@ WORLD = Scenario(("population_rollup_monthly_review", "population_rollup_daily",
                  periodic_on_synthetic_world)
 
 
+async def model_retrain(ctx: Ctx) -> None:
+    """The daily retraining on a churn-rich world: a candidate trained and registered, promoted (no live model
+    yet), the day's prediction rows scored with it."""
+    q = ctx.settings.temporal_task_queue
+    assert ctx.as_of is not None
+    inp = model_retrain_input(ctx.settings)
+    inp.day = ctx.as_of.date().isoformat()
+    handle = await ctx.client.start_workflow(ModelRetrainWorkflow.run, inp, id=f"model-retrain-{q}-{inp.day}",
+                                             task_queue=q)
+    result = await handle.result()
+    assert result.promotion is not None and result.promotion.promoted and result.scoring.scored > 0, result
+    log(f"    retrain: {result.trained.version} {result.promotion.reason}; scored {result.scoring.scored}")
+    await ctx.rec.save(handle, "model_retrain")
+
+
+MODEL = Scenario(("model_retrain",), model_retrain)
+
+
+async def _record_model(rec: Recorder, env: WorkflowEnvironment, folder: Path, executor: ThreadPoolExecutor,
+                        sink_port: int) -> None:
+    world = folder / "model_world"
+    world.mkdir()
+    log("  [dev server] model world (tests/integration/model_world.py)")
+    url = await asyncio.to_thread(build_template, world)
+    # One grid point: the history's shape (train, decide, score) does not depend on how long tuning takes.
+    settings = make_settings(folder, "model", sink_port).model_copy(
+        update={"database_url": url, "models_dir": folder / "models", "model_grid_points": 1})
+    engine = get_engine(url)
+    with session_scope(engine) as db:  # the midnight rollup's rows, which the model's scores go onto
+        evaluate_population(db, as_of=MODEL_WORLD_END, rules=active_scoring_rules(settings.rules_dir))
+    async with workflow_worker(env.client, settings, executor):
+        log(f"  [dev server] {MODEL.run.__name__}")
+        await MODEL.run(Ctx(env, settings, engine, rec, as_of=MODEL_WORLD_END))
+    engine.dispose()
+
+
 async def record_dev_server(rec: Recorder, folder: Path, executor: ThreadPoolExecutor, sink_port: int) -> None:
     spine = [s for s in SPINE if rec.wants(s.names)]
     world = rec.wants(WORLD.names)
-    if not spine and not world:
+    model = rec.wants(MODEL.names)
+    if not spine and not world and not model:
         return
     env = await WorkflowEnvironment.start_local(dev_server_existing_path=binary("temporal"), dev_server_log_level="error")
     try:
@@ -154,5 +198,7 @@ async def record_dev_server(rec: Recorder, folder: Path, executor: ThreadPoolExe
                 midnight = datetime.combine(end.date(), datetime.min.time(), tzinfo=UTC)
                 await WORLD.run(Ctx(env, settings, engine, rec, as_of=midnight))
             engine.dispose()
+        if model:
+            await _record_model(rec, env, folder, executor, sink_port)
     finally:
         await env.shutdown()
