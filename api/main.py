@@ -76,6 +76,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(queue.router, prefix="/api/v1")
     app.include_router(notifications.router, prefix="/api/v1")
     app.include_router(tutors.router, prefix="/api/v1")
+    from api.routes import first_sessions  # pre-session alerts (first-session model)
+    app.include_router(first_sessions.router, prefix="/api/v1")
     from api.routes import rules as rules_api  # rule administration: JSON API and its pages
     from web import rules_views
     app.include_router(rules_api.router, prefix="/api/v1")

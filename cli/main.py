@@ -9,6 +9,8 @@ from datetime import datetime
 from pathlib import Path
 
 from cli.importer import add_parser as add_import
+from cli.first_session import add_parser as add_first_sessions
+from cli.model import add_parser as add_model
 from cli.synth_report import add_parser as add_synth_report
 from core.config import get_settings
 
@@ -105,10 +107,14 @@ def _rules_check(args: argparse.Namespace) -> int:
     from rules.scoring import load_scoring_rules
 
     rules_dir = get_settings().rules_dir
-    paths = [Path(p) for p in args.files] or [rules_dir / "scoring.yaml", rules_dir / "interventions.yaml"]
+    from rules.first_session import load_first_session_rules
+
+    paths = [Path(p) for p in args.files] or [rules_dir / "scoring.yaml", rules_dir / "interventions.yaml",
+                                              rules_dir / "first_session.yaml"]
     failed = 0
     for path in paths:
-        loader = load_scoring_rules if "scoring" in path.name else load_intervention_rules
+        loader = (load_scoring_rules if "scoring" in path.name else
+                  load_first_session_rules if "first_session" in path.name else load_intervention_rules)
         try:
             rules = loader(path)
         except (RulesError, OSError) as exc:
@@ -190,6 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--stop", action="store_true")
     live.set_defaults(func=_synth_live)
     add_import(sub)
+    add_model(sub)
+    add_first_sessions(sub)
     return parser
 
 

@@ -7,8 +7,10 @@ from sqlmodel import SQLModel
 from domain.audit.models import AuditLog
 from domain.events.models import TutorEvent
 from domain.feedback.models import StudentFeedback
+from domain.first_sessions.models import FirstSessionAlert  # noqa: F401 - pre-session alerts
 from domain.interventions.models import Intervention, OutboxMessage
 from domain.metrics.models import TutorPerformanceMetric
+from domain.model_registry.models import ModelVersion  # noqa: F401 - model registry
 from domain.rulesets.models import RuleVersion, ShadowDecision  # noqa: F401 - rule administration tables
 from domain.scoring.models import ChurnPrediction
 from domain.sessions.models import TutoringSession
