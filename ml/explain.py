@@ -22,7 +22,7 @@ _PHRASES: dict[str, tuple[str, str]] = {
     "first_session_success_rate": ("first sessions rated 4+", "{:.0%}"),
     "login_frequency_7d": ("logins per day this week", "{:.1f}"),
     "login_frequency_30d": ("logins per day over 30 days", "{:.1f}"),
-    "engagement_score": ("engagement score", "{:.0f}"),
+    "engagement_score": ("engagement score", "{:.0%}"),  # the 0-1 composite
     "response_time_p50": ("typical reply time to messages", "{:.0f} min"),
     "response_time_p95": ("slowest replies to messages (95th percentile)", "{:.0f} min"),
     "reschedule_rate_7d": ("sessions rescheduled by the tutor this week", "{:.0%}"),
