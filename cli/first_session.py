@@ -13,35 +13,22 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import date
 from pathlib import Path
 
 from pydantic import ValidationError
 
+from cli.arguments import iso_day, split_days
 from core.config import Settings, get_settings
 
 COEFFICIENTS_SHOWN = 10
-
-
-def _day(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
-
-
-def _days(text: str) -> int:
-    if not text.isdigit() or int(text) < 3:
-        raise argparse.ArgumentTypeError(f"a whole number of at least 3 (train, validation, test), not {text!r}")
-    return int(text)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     fs = sub.add_parser("first-sessions", help="the first-session model: train it, score upcoming first sessions")
     cmds = fs.add_subparsers(dest="first_sessions_command", required=True)
     train = cmds.add_parser("train", help="train on recent rated first sessions, register, champion/challenger")
-    train.add_argument("--days", type=_days, default=90, help="session days to learn from (default 90)")
-    train.add_argument("--end", type=_day, help="last session day, YYYY-MM-DD (default: the last complete day)")
+    train.add_argument("--days", type=split_days, default=90, help="session days to learn from (default 90)")
+    train.add_argument("--end", type=iso_day, help="last session day, YYYY-MM-DD (default: the last complete day)")
     train.add_argument("--no-promote", action="store_true", help="register the candidate only")
     train.set_defaults(func=train_command)
     score = cmds.add_parser("score", help="score upcoming first sessions from a JSON file (a booking or a list)")

@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
-from datetime import date
 
+from cli.arguments import iso_day, split_days
 from core.config import Settings, get_settings
 from synth.label_feed import churn_labels
 
@@ -23,30 +23,13 @@ class CommandError(Exception):
     """A request that cannot be carried out: printed, exit code 2."""
 
 
-def _day(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
-
-
-def _days(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 3:
-        raise argparse.ArgumentTypeError("must be at least 3 (train, validation and test each need a day)")
-    return value
-
-
 def add_parser(sub: argparse._SubParsersAction) -> None:
     model = sub.add_parser("model", help="the churn model: train, evaluate, promote, list versions")
     cmds = model.add_subparsers(dest="model_command", required=True)
 
     def window(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--days", type=_days, help="feature days to use (default: MODEL_TRAINING_DAYS, 90)")
-        p.add_argument("--end", type=_day, help="last feature day, YYYY-MM-DD (default: the last complete UTC day)")
+        p.add_argument("--days", type=split_days, help="feature days to use (default: MODEL_TRAINING_DAYS, 90)")
+        p.add_argument("--end", type=iso_day, help="last feature day, YYYY-MM-DD (default: the last complete UTC day)")
         p.add_argument("--labels", choices=("auto", "truth", "inactivity"), default="auto",
                        help="churn labels: the synthetic world's truth, the PRD inactivity rule, or auto (truth when "
                             "the database holds a synthetic world)")

@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from rules.loader import RulesError, content_hash, read_source, validate_model
+from rules.loader import RulesError, VersionedRules, load_versioned
 
 # Tutors never see risk figures (PRD: "tutor-visible" text is anonymised and score-free): a reminder text that
 # templates a value in, or talks about risk, would leak what only staff may see.
@@ -74,20 +73,11 @@ class FirstSessionRuleSet(_Strict):
         return self
 
 
-@dataclass(frozen=True)
-class FirstSessionRules:
-    spec: FirstSessionRuleSet
-    hash: str
-
-    @property
-    def version_label(self) -> str:
-        return f"{self.spec.ruleset}@v{self.spec.version}"
+FirstSessionRules = VersionedRules[FirstSessionRuleSet]
 
 
 def load_first_session_rules(path: Path) -> FirstSessionRules:
-    source = read_source(path)
-    spec = validate_model(source, FirstSessionRuleSet)
-    return FirstSessionRules(spec=spec, hash=content_hash(source.data))
+    return load_versioned(path, FirstSessionRuleSet)
 
 
 @lru_cache(maxsize=4)

@@ -5,7 +5,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -89,3 +89,20 @@ def content_hash(data: dict[str, Any]) -> str:
     """Hash of the parsed content: comments and formatting do not change a rule set's identity."""
     canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class VersionedRules(Generic[M]):
+    """A validated rules file and the hash of its content."""
+
+    spec: M
+    hash: str
+
+    @property
+    def version_label(self) -> str:
+        return f"{self.spec.ruleset}@v{self.spec.version}"
+
+
+def load_versioned(path: Path, model: type[M]) -> VersionedRules[M]:
+    source = read_source(path)
+    return VersionedRules(spec=validate_model(source, model), hash=content_hash(source.data))

@@ -1,14 +1,13 @@
 """The scoring rule set (thresholds, weights, bumps, risk levels, tiers): schema and loading."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from rules.loader import RulesError, content_hash, read_source, validate_model
+from rules.loader import RulesError, VersionedRules, load_versioned
 
 COMPONENTS = (
     "engagement_decline", "performance_trend", "reschedule_pattern", "first_session_quality",
@@ -234,20 +233,11 @@ class ScoringRuleSet(_Strict):
         return "Critical"
 
 
-@dataclass(frozen=True)
-class ScoringRules:
-    spec: ScoringRuleSet
-    hash: str
-
-    @property
-    def version_label(self) -> str:
-        return f"{self.spec.ruleset}@v{self.spec.version}"
+ScoringRules = VersionedRules[ScoringRuleSet]
 
 
 def load_scoring_rules(path: Path) -> ScoringRules:
-    source = read_source(path)
-    spec = validate_model(source, ScoringRuleSet)
-    return ScoringRules(spec=spec, hash=content_hash(source.data))
+    return load_versioned(path, ScoringRuleSet)
 
 
 @lru_cache(maxsize=4)
