@@ -144,7 +144,7 @@ def _current_segments(db, args: argparse.Namespace, settings: Settings):  # noqa
 def _evaluate(db, args: argparse.Namespace, settings: Settings) -> int:  # noqa: ANN001
     from domain.model_registry import service as registry
     from ml.labels import HORIZONS
-    from ml.lifecycle import evaluate_version
+    from ml.pipeline import horizon_reports
 
     row = _version(db, args.version)
     _say(f"{row.version} ({row.status}; trained on {row.data_start}..{row.data_end}, {row.label_source} labels)")
@@ -153,7 +153,7 @@ def _evaluate(db, args: argparse.Namespace, settings: Settings) -> int:  # noqa:
     if tuple(model.names) != tuple(segs.frame.names):
         raise CommandError(f"{row.version} was trained on other features than the current pipeline's: it cannot be "
                            "evaluated on current data")
-    figures = evaluate_version(model, segs, 2)
+    figures = horizon_reports(model, segs, 2)
     for h in HORIZONS:
         r = figures.get(f"xgb_{h}d")
         if r is None:

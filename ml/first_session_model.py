@@ -191,7 +191,7 @@ def train(table: FirstSessionTable, *, poor_below: float, threshold: float, c_gr
         if c["poor"] < min_poor or c["sessions"] - c["poor"] < min_poor:
             raise NotEnoughData(f"the {name} segment holds {c['poor']} poor of {c['sessions']} first sessions; "
                                 f"each segment needs at least {min_poor} poor and {min_poor} good ones")
-    progress(f"first sessions: " + ", ".join(f"{k} {c['sessions']} ({c['poor']} poor)" for k, c in counts.items()))
+    progress("first sessions: " + ", ".join(f"{k} {c['sessions']} ({c['poor']} poor)" for k, c in counts.items()))
     Xtr, ytr, Xva, yva = table.X[seg == 0], y[seg == 0], table.X[seg == 1], y[seg == 1]
     search, best = {}, None
     for c in c_grid:

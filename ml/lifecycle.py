@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-import numpy as np
 from sqlalchemy import select
 from sqlmodel import Session
 
@@ -24,7 +23,6 @@ from core.config import Settings
 from core.types import utcnow
 from domain.model_registry import service as registry
 from domain.model_registry.models import ModelStatus, ModelVersion
-from ml import metrics
 from ml.card import write_card
 from ml.dataset import Segments, segments
 from ml.features import build_features
@@ -233,13 +231,3 @@ def decide_promotion(db: Session, candidate: ModelVersion, segs: Segments, *, se
     else:
         row = registry.reject(db, candidate.version, decision=decision, now=now)
     return Promotion(row=row, promoted=ok, decision=row.decision or decision)
-
-
-def evaluate_version(model: object, segs: Segments, segment: int = 2) -> dict[str, dict[str, float]]:
-    """Per-horizon reports of a stored model on one segment of current data (no baseline: it is not stored)."""
-    out: dict[str, dict[str, float]] = {}
-    for j, h in enumerate(HORIZONS):
-        rows, y = segs.horizon_examples(segment, h)
-        if len(rows):
-            out[f"xgb_{h}d"] = metrics.report(y, np.asarray(model.predict(segs.frame.X[rows]))[:, j])
-    return out

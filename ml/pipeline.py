@@ -73,16 +73,20 @@ def fit(segs: Segments, grid: tuple[dict, ...] = GRID, progress: Progress = lamb
     return run
 
 
-def evaluate(run: Run, segs: Segments, segment: int) -> dict[str, dict[str, float]]:
-    """Per-horizon reports on one segment's closed windows, for the model ("xgb_<h>d") and baseline ("lr_<h>d")."""
+def horizon_reports(model: ChurnModel | BaselineModel, segs: Segments, segment: int, prefix: str = "xgb"
+                    ) -> dict[str, dict[str, float]]:
+    """Per-horizon reports ("<prefix>_<h>d") of one model on one segment's closed windows."""
     out: dict[str, dict[str, float]] = {}
     for j, h in enumerate(HORIZONS):
         rows, y = segs.horizon_examples(segment, h)
-        if not len(rows):
-            continue
-        X = segs.frame.X[rows]
-        out[f"xgb_{h}d"] = metrics.report(y, run.model.predict(X)[:, j])
-        out[f"lr_{h}d"] = metrics.report(y, run.baseline.predict(X)[:, j])
+        if len(rows):
+            out[f"{prefix}_{h}d"] = metrics.report(y, model.predict(segs.frame.X[rows])[:, j])
+    return out
+
+
+def evaluate(run: Run, segs: Segments, segment: int) -> dict[str, dict[str, float]]:
+    """Per-horizon reports on one segment's closed windows, for the model ("xgb_<h>d") and baseline ("lr_<h>d")."""
+    out = {**horizon_reports(run.model, segs, segment), **horizon_reports(run.baseline, segs, segment, "lr")}
     run.figures[("train", "val", "test")[segment]] = out
     return out
 
