@@ -50,7 +50,10 @@ def calibration_reach(model: ChurnModel, segs: Segments) -> float:
 def fit(segs: Segments, grid: tuple[dict, ...] = GRID, progress: Progress = lambda _: None) -> Run:
     (train, val), t_pieces = timed(lambda: (segs.pieces(0), segs.pieces(1)))
     if not len(train.events) or not len(val.events):
-        raise ValueError("need training and validation pieces: the span is too short for a 70/15/15 split")
+        lag = int(segs.times.lag / np.timedelta64(1, "D"))
+        why = (f" (labels by {segs.times.source} are known {lag} days late, so each segment must be longer than that:"
+               f" train on more days)") if lag else ""
+        raise ValueError(f"need training and validation pieces: the span is too short for a 70/15/15 split{why}")
     if train.events.sum() == 0:
         raise ValueError("no churn observed before the validation cut: nothing to learn from")
     progress(f"pieces: train {len(train.events)} ({int(train.events.sum())} churns), "

@@ -98,7 +98,7 @@ def write_messages(db: Session, step: InterventionStep) -> list[OutboxMessage]:
     plan, out = step.plan, []
     channels = plan.channels if step.recipient_role is None else ["in_app"]  # staff notices stay in the app
     subject = plan.message_subject or plan.title
-    body = plan.message_body or plan.trigger_reason
+    body = plan.message_body or plan.title  # never the trigger reason: it carries the churn score, staff-only
     if step.recipient_role is not None:
         subject = f"{step.step.capitalize()}: {plan.title}"
         body = f"{plan.title} for tutor {plan.tutor_id} ({plan.intervention_id}) needs attention: {step.step}."

@@ -52,3 +52,24 @@ async def test_tutor_opens_and_answers_only_their_own_notifications(engine: Engi
     with session_scope(engine) as db:
         message, row = db.get(OutboxMessage, message_id), db.get(Intervention, plan.intervention_id)
         assert message.response == "Thanks, useful" and row.opened_at and row.responded_at
+
+
+def test_a_tutor_message_without_a_body_never_falls_back_to_the_trigger_reason(engine: Engine, settings: Settings) -> None:
+    """The trigger reason names the churn score and risk level (staff-only); a plan whose rules give no message
+    body must still not carry it to the tutor."""
+    import dataclasses
+
+    (mine,) = seed_people(engine, tutors=1, students=0, tag="nobody")
+    rules = active_intervention_rules(settings.rules_dir)
+    now = utcnow()
+    plan = build_plan(intervention_id(mine, "A1_coaching_tips", now), mine, "A1_coaching_tips",
+                      rules.spec.interventions["A1_coaching_tips"], facts={"churn_score": 61.5, "risk_level": "High"},
+                      matched=["coaching_tips"], as_of=now, rules=rules, time_scale=1.0)
+    plan = dataclasses.replace(plan, message_body=None)
+    assert "61.5" in plan.trigger_reason  # the reason is what must not leak
+    with session_scope(engine) as db:
+        service.record_intervention(db, plan, now=now)
+        messages = service.write_messages(db, InterventionStep(plan=plan, step="message", at=now))
+        assert messages and all(m.recipient_role is None for m in messages)
+        for m in messages:
+            assert "61.5" not in m.body and "high" not in m.body.lower() and "churn" not in m.body.lower()
