@@ -168,8 +168,7 @@ class _Reader:
 
     def tutors(self, ids: np.ndarray) -> np.ndarray:
         """Grid tutor index of each id (every row read is of a tutor on the grid)."""
-        index = self.index
-        return np.fromiter((index[t] for t in ids), dtype=np.int64, count=len(ids))
+        return np.fromiter(map(self.index.__getitem__, ids), dtype=np.int64, count=len(ids))
 
     def subjects(self, names: np.ndarray) -> np.ndarray:
         """A code per subject. Any coding will do: subjects are only compared with each other."""
