@@ -3,7 +3,7 @@ first session (rated < 3) on the temporal test split, calibration, what an alert
 do, against the one-feature rule "the tutor's 30-day average rating", plus the cost of scoring one booking.
 
 The world: ``--world FILE.db`` copies an existing SQLite world to a temporary folder first (the original is only
-read, e.g. /tmp/worlds/w1.db), ``--db URL`` uses a database as it is, and without either a fresh 90-day world
+read), ``--db URL`` uses a database as it is, and without either a fresh 90-day world
 is simulated (250 tutors, 3,000 sessions a day, about 1.5 minutes). The last ``--days`` (90) days of sessions are
 used. Labels are the sessions' own ratings: no ground truth is read.
 
