@@ -1,13 +1,19 @@
 """Small hand-made records for tests that need exact control (the synthetic engine builds the big worlds)."""
 from __future__ import annotations
 
+import shutil
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+from sqlalchemy import delete, select
 from sqlalchemy.engine import Engine
 
-from core.db import session_scope
+from core.db import get_engine, session_scope
+from domain.events.models import TutorEvent
+from domain.feedback.models import StudentFeedback
 from domain.interventions.models import Intervention
+from domain.sessions.models import TutoringSession
 from domain.students.models import Student
 from domain.tutors.models import Tutor
 
@@ -61,3 +67,22 @@ def intervention_row(iid: str, tutor: str, itype: str, *, recommended: datetime,
     return Intervention(intervention_id=iid, tutor_id=tutor, intervention_type=itype, kind=kind,
                         trigger_reason=extra.pop("reason", f"reason of {iid}"), recommended_date=recommended,
                         rules_version="tutor_interventions@v2", rules_hash="h", matched_rules=["test"], **extra)
+
+
+def truncated_copy(engine: Engine, folder: Path, cut: date | datetime) -> Engine:
+    """A copy of a SQLite database with everything at or after ``cut`` deleted (a date means its 00:00 UTC):
+    sessions, their feedback, feedback submitted later, events. Point-in-time tests compare features computed
+    on it with the same features computed on the full history."""
+    at_cut = cut if isinstance(cut, datetime) else datetime(cut.year, cut.month, cut.day, tzinfo=UTC)
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    dst = folder / f"cut-{at_cut:%Y%m%dT%H%M%S}.db"
+    shutil.copy(engine.url.database, dst)
+    copy = get_engine(f"sqlite:///{dst}")
+    with session_scope(copy) as db:
+        later = select(TutoringSession.session_id).where(TutoringSession.scheduled_start >= at_cut)
+        db.execute(delete(StudentFeedback).where(StudentFeedback.submitted_at >= at_cut))
+        db.execute(delete(StudentFeedback).where(StudentFeedback.session_id.in_(later)))
+        db.execute(delete(TutoringSession).where(TutoringSession.scheduled_start >= at_cut))
+        db.execute(delete(TutorEvent).where(TutorEvent.event_timestamp >= at_cut))
+    return copy

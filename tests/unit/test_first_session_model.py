@@ -4,20 +4,18 @@ that add up, and rules that keep risk out of what tutors read."""
 from __future__ import annotations
 
 import math
-import shutil
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from core.db import get_engine, session_scope
 from core.migrate import upgrade
-from domain.events.models import TutorEvent
 from domain.feedback.models import StudentFeedback
 from domain.metrics.service import load_histories, window_metrics
 from domain.sessions.models import TutoringSession
@@ -28,7 +26,7 @@ from ml.first_session import (
 from ml.first_session_model import NotEnoughData, temporal_segments, train
 from rules.first_session import RulesError, load_first_session_rules
 from synth.backfill import backfill
-from tests.factories import seed_people
+from tests.factories import seed_people, truncated_copy
 from tests.unit.engine_fixtures import RULES, WORLD_END, WORLD_SEED
 
 RULES_DIR = Path(__file__).resolve().parents[2] / "rules"
@@ -147,23 +145,6 @@ def _span(engine: Engine) -> tuple[date, date]:
         first, last = db.execute(select(func.min(TutoringSession.scheduled_start),
                                         func.max(TutoringSession.scheduled_start))).one()
     return first.date(), last.date()
-
-
-def truncated_copy(engine: Engine, folder: Path, cut: datetime) -> Engine:
-    """A copy of the database without anything at or after ``cut`` (sessions, their feedback, feedback given
-    later, events)."""
-    with engine.connect() as conn:
-        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-    dst = folder / "cut.db"
-    shutil.copy(engine.url.database, dst)
-    copy = get_engine(f"sqlite:///{dst}")
-    with session_scope(copy) as db:
-        later = select(TutoringSession.session_id).where(TutoringSession.scheduled_start >= cut)
-        db.execute(delete(StudentFeedback).where(StudentFeedback.submitted_at >= cut))
-        db.execute(delete(StudentFeedback).where(StudentFeedback.session_id.in_(later)))
-        db.execute(delete(TutoringSession).where(TutoringSession.scheduled_start >= cut))
-        db.execute(delete(TutorEvent).where(TutorEvent.event_timestamp >= cut))
-    return copy
 
 
 def test_truncating_history_after_a_session_start_leaves_its_features(big_world: Engine, tmp_path: Path) -> None:

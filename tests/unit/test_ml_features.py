@@ -3,14 +3,13 @@ product's own metrics on an engine-built world, and the point-in-time guarantee 
 d leaves day d's row unchanged)."""
 from __future__ import annotations
 
-import shutil
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -22,7 +21,7 @@ from domain.metrics.service import load_histories, window_metrics
 from domain.sessions.models import TutoringSession
 from domain.tutors.models import Tutor
 from ml.features import DESCRIPTIONS, FEATURES, FeatureFrame, build_features
-from tests.factories import seed_people
+from tests.factories import seed_people, truncated_copy
 from tests.unit.engine_fixtures import RULES, World
 
 D = date(2026, 11, 20)  # a Friday; as-of instant is its midnight
@@ -214,24 +213,6 @@ def test_tenure_and_calendar(engine: Engine) -> None:
 
 
 # --- point-in-time: truncating history after day d leaves day d's row unchanged ------------------------------
-
-def truncated_copy(engine: Engine, folder: Path, cut: date) -> Engine:
-    """A copy of the database with every record dated on or after ``cut`` deleted."""
-    src = Path(engine.url.database)
-    with engine.connect() as conn:
-        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-    dst = folder / f"cut-{cut}.db"
-    shutil.copy(src, dst)
-    copy = get_engine(f"sqlite:///{dst}")
-    at_cut = datetime(cut.year, cut.month, cut.day, tzinfo=UTC)
-    with session_scope(copy) as db:
-        later = select(TutoringSession.session_id).where(TutoringSession.scheduled_start >= at_cut)
-        db.execute(delete(StudentFeedback).where(StudentFeedback.submitted_at >= at_cut))
-        db.execute(delete(StudentFeedback).where(StudentFeedback.session_id.in_(later)))
-        db.execute(delete(TutoringSession).where(TutoringSession.scheduled_start >= at_cut))
-        db.execute(delete(TutorEvent).where(TutorEvent.event_timestamp >= at_cut))
-    return copy
-
 
 def assert_same_rows(full: FeatureFrame, alone: FeatureFrame, day: date) -> None:
     on_day = full.days == np.datetime64(day, "D")
