@@ -12,11 +12,15 @@ import numpy as np
 
 from ml import card_plots as plots
 from ml import hazard
+from ml.card_format import day as _day
+from ml.card_format import fmt as _fmt
+from ml.card_format import instant as _instant
+from ml.card_format import table as _table
 from ml.dataset import SEGMENTS, Segments
 from ml.features import DESCRIPTIONS
 from ml.labels import HORIZONS
 from ml.lead_time import FLAG_LEVELS, WINDOW_DAYS, LeadTimes, lead_times
-from ml.pipeline import Run, _calibration_set, evaluate
+from ml.pipeline import Run, evaluate
 from ml.score import churn_scores, risk_levels
 from ml.train import EARLY_STOP, MAX_TREES
 from rules.scoring import ScoringRuleSet
@@ -45,25 +49,6 @@ LABEL_SOURCES = {
                   "so labels lag the data by 13 days and a tutor who merely paused for two weeks counts as "
                   "churned.",
 }
-
-
-def _fmt(value: float, decimals: int) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "n/a"
-    return f"{int(round(value)):,}" if decimals == 0 else f"{value:.{decimals}f}"
-
-
-def _day(d: np.datetime64) -> str:
-    return str(np.datetime64(d, "D"))
-
-
-def _instant(t: np.datetime64) -> str:
-    return str(np.datetime64(t, "m")).replace("T", " ") + " UTC"
-
-
-def _table(header: list[str], rows: list[list[str]], right_from: int = 1) -> str:
-    align = ["---" if i < right_from else "---:" for i in range(len(header))]
-    return "\n".join("| " + " | ".join(r) + " |" for r in [header, align, *rows])
 
 
 def _purpose(version: str, rules_spec: ScoringRuleSet, label_source: str, n_features: int) -> str:
@@ -170,7 +155,7 @@ Chosen: `{chosen}`."""
 
 
 def _calibration(run: Run, segs: Segments, probs: np.ndarray) -> str:
-    _, y, _ = _calibration_set(run.model, segs)
+    n_labels = run.counts["val"]["calibration_examples"]
     fitted_on = [h for h in HORIZONS if len(segs.horizon_examples(1, h)[0])]
     raw = hazard.to_probability(np.exp(run.model.log_cumulative(segs.frame.X))).max(axis=0)
     top = ", ".join(f"{h}d {p:.3f} (raw {r:.3f})" for h, p, r in zip(HORIZONS, probs.max(axis=0), raw, strict=True))
@@ -193,7 +178,7 @@ horizons (scikit-learn `CalibratedClassifierCV` over the frozen model), so a non
 P(1d) <= ... <= P(90d); one that would reverse the order is never chosen. Isotonic, Platt (sigmoid) and the raw model
 ("none") compete on validation without judging a calibrator on the rows it was fitted to: each is fitted on the
 earlier half of the validation days and scored by Brier on the later half; the lowest wins and is refitted on all
-{len(y):,} closed validation labels, from the horizons {", ".join(f"{h}d" for h in fitted_on) or "none"}.
+{n_labels:,} closed validation labels, from the horizons {", ".join(f"{h}d" for h in fitted_on) or "none"}.
 
 {table}{dropped}
 

@@ -26,7 +26,7 @@ class Run:
     figures: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # segment -> "xgb_30d" -> report
 
 
-def _calibration_set(model: ChurnModel, segs: Segments) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def calibration_set(model: ChurnModel, segs: Segments) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(log cumulative hazard, y, feature day) over every closed validation label of every horizon."""
     zs, ys, ds = [], [], []
     for j, h in enumerate(model.horizons):
@@ -61,7 +61,7 @@ def fit(segs: Segments, grid: tuple[dict, ...] = GRID, progress: Progress = lamb
     (regressor, params, search), t_tune = timed(tune, train, val, grid)
     progress(f"tuned {len(grid)} settings in {t_tune:.1f}s: {params}")
     model = ChurnModel(regressor=regressor, names=segs.frame.names, horizons=HORIZONS, params=params, search=search)
-    z, y, day = _calibration_set(model, segs)
+    z, y, day = calibration_set(model, segs)
     reach = calibration_reach(model, segs)
     (model.calibrated, model.calibration, scores), t_cal = timed(choose_calibration, z, y, day, reach=reach)
     model.calibration_scores = scores

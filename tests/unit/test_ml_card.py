@@ -19,7 +19,7 @@ from core.config import get_settings
 from ml.card import FILES, PIECE_LABEL, _calibration, _gain, write_card
 from ml.dataset import segments
 from ml.lead_time import lead_times
-from ml.pipeline import _calibration_set, evaluate, fit
+from ml.pipeline import calibration_set, evaluate, fit
 from ml.score import churn_scores, risk_levels
 from ml.train import GRID, _HorizonScore
 from rules.scoring import active_scoring_rules
@@ -228,7 +228,7 @@ def test_a_calibrator_that_never_saw_a_horizon_is_flagged(card) -> None:  # noqa
     _, text, run, segs, _, _ = card
     assert ("**Warning:**" in text) == (run.model.calibration != "none")
     # Force isotonic: validation here closes 1-, 7- and 30-day windows but no 90-day one.
-    z, y, _ = _calibration_set(run.model, segs)
+    z, y, _ = calibration_set(run.model, segs)
     cal = CalibratedClassifierCV(FrozenEstimator(_HorizonScore()), method="isotonic").fit(z.reshape(-1, 1), y)
     forced = dataclasses.replace(run, model=dataclasses.replace(run.model, calibrated=cal, calibration="isotonic"))
     section = _calibration(forced, segs, forced.model.predict(segs.frame.X))

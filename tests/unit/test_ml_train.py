@@ -18,7 +18,7 @@ from ml.dataset import segments
 from ml.explain import explain
 from ml.features import FeatureFrame, build_features
 from ml.labels import HORIZONS, ChurnTimes, ChurnTruth, churn_times
-from ml.pipeline import _calibration_set, evaluate, fit
+from ml.pipeline import calibration_set, evaluate, fit
 from ml.train import GRID, _HorizonScore, calibrator_is_monotone, choose_calibration
 from synth.truth import churn_truth
 from tests.unit.engine_fixtures import World
@@ -122,7 +122,7 @@ def test_model_learns_the_signal_and_beats_chance(synthetic) -> None:  # noqa: A
 @pytest.mark.parametrize("methods", [("isotonic",), ("sigmoid",), ("isotonic", "sigmoid")])
 def test_calibration_chooser_picks_a_method_and_keeps_monotonicity(synthetic, methods) -> None:  # noqa: ANN001
     frame, _, segs, run = synthetic
-    z, y, day = _calibration_set(run.model, segs)
+    z, y, day = calibration_set(run.model, segs)
     cal, method, scores = choose_calibration(z, y, day, methods)
     assert method in (*methods, "none") and set(scores) <= {*methods, "none"}
     if cal is not None:
@@ -134,7 +134,7 @@ def test_calibration_chooser_picks_a_method_and_keeps_monotonicity(synthetic, me
 
 def test_a_reversing_calibrator_is_detected(synthetic) -> None:  # noqa: ANN001
     _, _, segs, run = synthetic
-    z, y, _ = _calibration_set(run.model, segs)
+    z, y, _ = calibration_set(run.model, segs)
     flipped = CalibratedClassifierCV(FrozenEstimator(_HorizonScore()), method="sigmoid").fit(z.reshape(-1, 1), 1 - y)
     assert not calibrator_is_monotone(flipped)
 
