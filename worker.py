@@ -17,6 +17,7 @@ from activities.interventions import InterventionActivities
 from activities.model import ModelActivities
 from activities.model_scoring import ModelScoringActivities
 from activities.notifications import NotificationActivities
+from activities.retention import RetentionActivities
 from activities.rollup import RollupActivities
 from activities.synth import SynthActivities
 from core.config import Settings, get_settings
@@ -30,11 +31,13 @@ from workflows.human_task import HumanTaskWorkflow
 from workflows.program import ProgramWorkflow
 from workflows.periodic import PopulationRollupWorkflow, SweepWorkflow, SynthTickWorkflow, WeeklyTrendsWorkflow
 from workflows.model import ModelRetrainWorkflow
+from workflows.retention import RetentionWorkflow
+from workflows.retention_schedule import ensure_retention_schedule
 from workflows.schedules import ensure_evaluation_schedules, ensure_model_retrain_schedule, ensure_sweep_schedule
 from workflows.tutor_lifecycle import TutorLifecycleWorkflow
 
 WORKFLOWS = [TutorLifecycleWorkflow, AutomatedInterventionWorkflow, HumanTaskWorkflow, ProgramWorkflow, SweepWorkflow,
-             SynthTickWorkflow, PopulationRollupWorkflow, WeeklyTrendsWorkflow, ModelRetrainWorkflow]
+             SynthTickWorkflow, PopulationRollupWorkflow, WeeklyTrendsWorkflow, ModelRetrainWorkflow, RetentionWorkflow]
 
 
 def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecutor, *, task_queue: str | None = None) -> Worker:
@@ -46,6 +49,7 @@ def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecuto
     synth = SynthActivities(engine=engine, settings=settings, client=client)
     rollup = RollupActivities(engine=engine, settings=settings, client=client)
     model_scoring = ModelScoringActivities(engine=engine, settings=settings)
+    retention = RetentionActivities(engine=engine, settings=settings)
     # The one place the worker takes churn labels from a synthetic world's departure records (synth.label_feed:
     # None on real data, where the inactivity definition labels).
     model = ModelActivities(engine=engine, settings=settings, truth_for=churn_labels)
@@ -58,7 +62,7 @@ def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecuto
             interventions.record_intervention, interventions.save_task, interventions.send_messages,
             interventions.check_follow_up, interventions.withdraw_messages, notifications.deliver_email,
             rollup.evaluate_population, rollup.store_weekly_trends, rollup.signal_tutors,
-            model_scoring.score_population, model.train_candidate, model.decide_promotion,
+            model_scoring.score_population, model.train_candidate, model.decide_promotion, retention.purge_expired,
         ],
         # SQL and durable-rules are synchronous: they run on this pool, off the event loop.
         activity_executor=executor,
@@ -75,6 +79,7 @@ async def run_worker(settings: Settings | None = None) -> None:
     await ensure_sweep_schedule(client, settings)
     await ensure_evaluation_schedules(client, settings)
     await ensure_model_retrain_schedule(client, settings)
+    await ensure_retention_schedule(client, settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

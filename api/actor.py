@@ -1,24 +1,22 @@
-"""Who is calling, until real accounts arrive (issue 7 replaces this one module).
+"""Who is calling: the signed-in account behind a bearer token (API) or a session cookie (pages).
 
-A caller names itself with the ``X-User-Id`` header (the queue page: the ``tp_user`` cookie). The id must be an
-active row of ``users``; the role stored there is what the intervention workflows decide with. This is an
-identification, not an authentication: it keeps actions attributable and roles honest in the demo, nothing more.
+Authentication only; what a caller may do is api.policy's business.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
 
-from fastapi import Depends, Header, HTTPException, Request
+from fastapi import Request
+from fastapi.security import OAuth2PasswordBearer
 from sqlmodel import Session
 
-from core.db import session_scope
-from domain.users import service as user_service
+from domain.auth import service as auth_service
+from domain.users.models import User
 
-USER_HEADER = "X-User-Id"
-USER_COOKIE = "tp_user"
-# RFC 9110 asks a 401 to say how to authenticate; this names the header the caller is missing.
-_CHALLENGE = {"WWW-Authenticate": f'{USER_HEADER} realm="tutorpulse"'}
+SESSION_COOKIE = "tp_session"
+CSRF_HEADER = "X-CSRF-Token"
+CSRF_FIELD = "csrf_token"
+oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 
 
 @dataclass(frozen=True)
@@ -26,56 +24,55 @@ class Actor:
     user_id: str
     role: str
     name: str = ""
+    tutor_id: str | None = None
+    student_id: str | None = None
+    via: str = auth_service.BEARER  # bearer | session
+    session_hash: str | None = None  # the page session's token hash: binds its CSRF token
+    source: str | None = None  # client address
+
+    @property
+    def csrf_token(self) -> str | None:
+        return auth_service.csrf_token(self.session_hash) if self.session_hash else None
 
 
-class ActorRefused(Exception):
-    """Why a caller may not act: 401 (not identified) or 403 (identified, wrong role)."""
+class SignInRequired(Exception):
+    """No credentials, or credentials that are unknown, expired or revoked (401; pages redirect to /login)."""
 
-    def __init__(self, status_code: int, message: str):
+    def __init__(self, message: str):
         super().__init__(message)
-        self.status_code, self.message = status_code, message
+        self.message = message
 
 
-def resolve_actor(db: Session, user_id: str | None) -> Actor:
-    """The active user behind ``user_id``; ActorRefused(401) when missing, unknown or inactive."""
-    user_id = (user_id or "").strip()
-    if not user_id:
-        raise ActorRefused(401, f"Say who is acting: send the {USER_HEADER} header with a staff user id.")
-    user = user_service.active_user(db, user_id)
-    if user is None:
-        # One message for unknown and inactive: the caller cannot tell which ids exist.
-        raise ActorRefused(401, f"User {user_id!r} is unknown or inactive.")
-    return Actor(user_id=user.user_id, role=user.role, name=user.name)
+def client_address(request: Request) -> str | None:
+    return request.client.host if request.client else None
 
 
-def require_staff(actor: Actor) -> Actor:
-    if not user_service.is_staff(actor.role):
-        raise ActorRefused(403, f"The intervention queue is for staff; {actor.user_id} is a {actor.role}.")
-    return actor
+def credentials(request: Request) -> tuple[str, str] | None:
+    """(kind, token) from the Authorization header, else the session cookie; None when neither is present."""
+    header = request.headers.get("authorization")
+    if header:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise SignInRequired("Authorization must be 'Bearer <token>' (get one from POST /api/v1/auth/token).")
+        return auth_service.BEARER, token.strip()
+    cookie = request.cookies.get(SESSION_COOKIE)
+    return (auth_service.SESSION, cookie) if cookie else None
 
 
-def _http(exc: ActorRefused) -> HTTPException:
-    return HTTPException(status_code=exc.status_code, detail=exc.message,
-                         headers=_CHALLENGE if exc.status_code == 401 else None)
+def actor_for(user: User, *, via: str, session_hash: str | None, source: str | None) -> Actor:
+    return Actor(user_id=user.user_id, role=user.role, name=user.name, tutor_id=user.tutor_id,
+                 student_id=user.student_id, via=via, session_hash=session_hash, source=source)
 
 
-def current_actor(request: Request,
-                  x_user_id: Annotated[str | None, Header(alias=USER_HEADER, description="Staff user id")] = None
-                  ) -> Actor:
-    # Its own short transaction: the route's session (if any) is not opened yet when dependencies resolve.
-    with session_scope(request.app.state.engine) as db:
-        try:
-            return resolve_actor(db, x_user_id)
-        except ActorRefused as exc:
-            raise _http(exc) from None
-
-
-def current_staff(actor: Annotated[Actor, Depends(current_actor)]) -> Actor:
-    try:
-        return require_staff(actor)
-    except ActorRefused as exc:
-        raise _http(exc) from None
-
-
-ActorDep = Annotated[Actor, Depends(current_actor)]
-StaffDep = Annotated[Actor, Depends(current_staff)]
+def authenticate(db: Session, request: Request) -> Actor | None:
+    """The caller's Actor, None when the request carries no credentials; SignInRequired when they are bad."""
+    found = credentials(request)
+    if found is None:
+        return None
+    kind, token = found
+    resolved = auth_service.resolve(db, token, kind=kind)
+    if resolved is None:
+        raise SignInRequired("Your sign-in is unknown, expired or revoked: sign in again.")
+    user, row = resolved
+    return actor_for(user, via=kind, session_hash=row.token_hash if kind == auth_service.SESSION else None,
+                     source=client_address(request))

@@ -54,5 +54,7 @@ async def get_temporal(request: Request) -> Client | None:
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 EngineDep = Annotated[Engine, Depends(get_engine_dep)]
-DbDep = Annotated[Session, Depends(get_db)]
+# scope="function": the transaction commits before the response is sent, so a client acting on the answer (a
+# token just issued, a row just written) never races the commit.
+DbDep = Annotated[Session, Depends(get_db, scope="function")]
 TemporalDep = Annotated[Client | None, Depends(get_temporal)]

@@ -7,12 +7,14 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import swagger_ui_bundle
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
+from api.openapi import build_openapi
+from api.policy import PUBLIC
 from core.config import Settings, get_settings
 from core.db import get_engine
 from core.errors import InputError
@@ -57,7 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Swagger UI from the swagger-ui-bundle wheel: the machines are offline, no CDN.
     app.mount("/api/docs-static", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="swagger")
 
-    @app.get("/api/docs", include_in_schema=False)
+    @app.get("/api/docs", include_in_schema=False, dependencies=[Depends(PUBLIC)])
     async def swagger_ui() -> HTMLResponse:
         return get_swagger_ui_html(
             openapi_url=app.openapi_url,
@@ -67,15 +69,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             swagger_favicon_url="/api/docs-static/favicon-32x32.png",
         )
 
-    from api.routes import health, ingest, interventions, notifications, queue, tutors
-    from web import views
+    from api.ratelimit import install_rate_limiter
+    from api.routes import audit as audit_api
+    from api.routes import auth, feedback_links, health, ingest, interventions, me, notifications, queue, tutors
+    from api.routes import users as users_api
+    from api.security_headers import install_security_headers
+    from web import admin_views, auth_views, sso_views, views
+    from web.errors import install_page_errors
 
+    install_rate_limiter(app, settings)
+    install_security_headers(app)
+    install_page_errors(app)
     app.include_router(health.router)
+    app.include_router(auth.router, prefix="/api/v1")
+    app.include_router(auth_views.router)
+    app.include_router(sso_views.router)  # OpenID Connect sign-in, when OIDC_ISSUER is set
     app.include_router(ingest.router, prefix="/api/v1")
     app.include_router(interventions.router, prefix="/api/v1")
     app.include_router(queue.router, prefix="/api/v1")
     app.include_router(notifications.router, prefix="/api/v1")
     app.include_router(tutors.router, prefix="/api/v1")
+    app.include_router(me.router, prefix="/api/v1")  # a tutor's or student's own records
+    app.include_router(feedback_links.router, prefix="/api/v1")  # the student's signed feedback link
+    app.include_router(audit_api.router, prefix="/api/v1")  # admin: search the audit log
+    app.include_router(users_api.router, prefix="/api/v1")  # admin: accounts
+    app.include_router(admin_views.router)
     from api.routes import first_sessions  # pre-session alerts (first-session model)
     app.include_router(first_sessions.router, prefix="/api/v1")
     from api.routes import rules as rules_api  # rule administration: JSON API and its pages
@@ -85,20 +103,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     WEB_STATIC.mkdir(parents=True, exist_ok=True)
     app.mount("/static", StaticFiles(directory=WEB_STATIC), name="static")
     app.include_router(views.router)
-    app.openapi = lambda: _openapi_with_bodies(app, ingest.BODY_MODELS)
+    app.openapi = lambda: build_openapi(app, ingest.BODY_MODELS)
     return app
 
-
-def _openapi_with_bodies(app: FastAPI, models) -> dict:  # noqa: ANN001
-    """Adds the ingestion body models, which routes take as raw JSON, to the schema's components."""
-    if app.openapi_schema is None:
-        from fastapi.openapi.utils import get_openapi
-
-        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
-        components = schema.setdefault("components", {}).setdefault("schemas", {})
-        for model in models:
-            body = model.model_json_schema(ref_template="#/components/schemas/{model}")
-            components.update(body.pop("$defs", {}))
-            components[model.__name__] = body
-        app.openapi_schema = schema
-    return app.openapi_schema

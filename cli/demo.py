@@ -88,15 +88,15 @@ def _stop_on_signal(_signum: int, _frame) -> None:  # noqa: ANN001
 
 
 def _seed_staff_and_rules(settings) -> None:  # noqa: ANN001
-    """Demo staff to act as on /queue (accounts arrive with issue 7) and the rule store's first version."""
+    """The rule store's first version and the demo staff accounts, before the API starts; the tutor and student
+    accounts link to records of the synthetic world, so cli.users.seed_demo runs once the world exists."""
     from core.db import get_engine, session_scope
     from domain.rulesets.service import seed
     from domain.users.service import ensure_demo_staff
 
     with session_scope(get_engine(settings.database_url)) as db:
-        staff = ensure_demo_staff(db)
+        ensure_demo_staff(db)
         seed(db, rules_dir=settings.rules_dir)
-        print("staff to act as on /queue: " + ", ".join(f"{u.name} ({u.role})" for u in staff))
 
 
 def run_demo() -> int:
@@ -159,6 +159,10 @@ def run_demo() -> int:
         from cli.main import main as cli_main
 
         cli_main(["synth", "live"])
+        from cli.users import seed_demo
+
+        # Last, so the sign-in table is what the console shows; fresh passwords on every run.
+        seed_demo(settings)
         print("TutorPulse demo running. Ctrl-C stops everything.")
         while True:
             for name, proc in procs:

@@ -12,6 +12,7 @@ from cli.importer import add_parser as add_import
 from cli.first_session import add_parser as add_first_sessions
 from cli.model import add_parser as add_model
 from cli.synth_report import add_parser as add_synth_report
+from cli.users import add_parser as add_users
 from core.config import get_settings
 
 
@@ -198,6 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_import(sub)
     add_model(sub)
     add_first_sessions(sub)
+    add_users(sub)
     return parser
 
 

@@ -70,11 +70,57 @@ class Settings(BaseSettings):
     # for time on a small machine.
     model_grid_points: int | None = Field(default=None, ge=1)
 
+    # --- accounts and security (issue 7) ---
+    # Signs CSRF tokens and peppers stored token hashes. Unset: generated once into var_dir/keys (embedded demo);
+    # set it (and pii_key) in production, where several API processes must agree on it.
+    secret_key: SecretStr | None = None
+    # AES-256-GCM key for PII columns (names, emails), urlsafe base64 of 32 bytes. pii_previous_keys: comma-separated
+    # older keys, still accepted for reading while rows are re-encrypted (rotation).
+    pii_key: SecretStr | None = None
+    pii_previous_keys: SecretStr | None = None
+    access_token_minutes: int = Field(default=60, gt=0)      # OAuth2 bearer tokens (API)
+    session_minutes: int = Field(default=480, gt=0)          # page session cookie
+    # Secure cookies; browsers accept them on http://127.0.0.1 and localhost, so the demo keeps the default.
+    cookie_secure: bool = True
+    # Rate limits, in the `limits` package's notation; the storage is per process (memory://) unless pointed at
+    # a shared store (redis://host:6379) when several API processes run.
+    login_rate_limit: str = "10/minute"
+    feedback_rate_limit: str = "60/minute"
+    rate_limit_storage_uri: str = "memory://"
+    # Retention (PRD compliance): session/feedback records 7 years, audit rows 3 years; a daily Temporal Schedule.
+    record_retention_days: int = Field(default=2557, ge=2557)
+    audit_retention_days: int = Field(default=1096, ge=1096)
+    retention_cron: str = "30 3 * * *"
+    # Optional single sign-on (OpenID Connect, authorization-code flow). Unset issuer: local accounts only.
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: SecretStr | None = None
+    oidc_scopes: str = "openid email profile"
+    # The id-token claim naming the TutorPulse role; an account must still exist (matched by email) to sign in.
+    oidc_role_claim: str | None = None
+
     @model_validator(mode="after")
     def _models_dir(self) -> Settings:
         if self.models_dir is None:
             self.models_dir = self.var_dir / "models"
         return self
+
+    @model_validator(mode="after")
+    def _oidc_complete(self) -> Settings:
+        if self.oidc_issuer and not self.oidc_client_id:
+            raise ValueError("OIDC_ISSUER is set but OIDC_CLIENT_ID is not: single sign-on needs both")
+        return self
+
+    @field_validator("login_rate_limit", "feedback_rate_limit")
+    @classmethod
+    def _rate_limit(cls, v: str) -> str:
+        from limits import parse  # local: the settings module stays importable before dependencies resolve
+
+        try:
+            parse(v)
+        except ValueError:
+            raise ValueError(f"{v!r} is not a rate limit such as '10/minute' or '5 per second'") from None
+        return v
 
     @field_validator("database_url")
     @classmethod

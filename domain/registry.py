@@ -5,6 +5,7 @@ The simulation's ground-truth tables are registered by migrations/env.py, not he
 from sqlmodel import SQLModel
 
 from domain.audit.models import AuditLog
+from domain.auth.models import AuthToken  # noqa: F401 - sign-in tokens and page sessions
 from domain.events.models import TutorEvent
 from domain.feedback.models import StudentFeedback
 from domain.first_sessions.models import FirstSessionAlert  # noqa: F401 - pre-session alerts

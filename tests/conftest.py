@@ -18,6 +18,11 @@ from core.config import Settings
 from core.db import get_engine
 from core.migrate import upgrade
 
+# Fixed test keys, set before anything reads the settings: encrypted rows written by one fixture must decrypt in
+# the next, and the suite must not generate keys into the checkout's var/.
+os.environ.setdefault("PII_KEY", "dGVzdC1waWkta2V5LXRlc3QtcGlpLWtleS10ZXN0LXA=")
+os.environ.setdefault("SECRET_KEY", "dGVzdC1zZWNyZXQta2V5LXRlc3Qtc2VjcmV0LWtleSE=")
+
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 BIN = Path(sys.executable).parent
 

@@ -1,21 +1,24 @@
 """Rule administration pages: versions, content and diffs, the draft editor with validation, dry run, publish,
-rollback and shadow. Plain forms, server-rendered; every write goes through domain/rulesets like the API."""
+rollback and shadow. Plain forms, server-rendered; every write goes through domain/rulesets like the API.
+
+Admins only (api.policy.ADMIN). The author of every change is the signed-in admin's user id: a stable key the
+audit log shares, and not personal data in clear (names and emails are encrypted at rest; rule rows are not).
+"""
 from __future__ import annotations
 
-from datetime import datetime
-from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote, unquote, urlencode
+from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Cookie, Form, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from api.params import VersionNumber
 from api.deps import DbDep, EngineDep, SettingsDep
-from api.routes.rules import CONCURRENT, resolve_author
+from api.policy import AdminActor
+from api.routes.rules import CONCURRENT
 from core.config import Settings
 from core.db import session_scope
 from core.types import utcnow
@@ -24,31 +27,12 @@ from domain.rulesets import service as ruleset_service
 from domain.rulesets.content import problems_of
 from domain.rulesets.models import RuleVersion, VersionStatus
 from rules.loader import RulesError
+from web.templating import templates
 
 router = APIRouter(include_in_schema=False)
-AUTHOR_COOKIE = "tp_rules_author"  # remembers the name typed last; replaced by the signed-in user later
 ACTIONS = ("save", "dry_run", "publish", "publish_shadow", "discard")
 FLASH = {"saved": "Draft saved: it validated (schema, fields, actions, compile, golden tests).",
          "discarded": "Draft discarded.", "shadow_cleared": "Shadow run stopped; the version is retired again."}
-
-
-def _when(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M UTC") if value else "—"
-
-
-def diff_lines(diff: str) -> list[tuple[str, str]]:
-    """(css class, line) for a unified diff, so additions and removals can be told apart without colour too."""
-    out = []
-    for line in diff.splitlines():
-        kind = ("meta" if line.startswith(("+++", "---")) else "hunk" if line.startswith("@@")
-                else "add" if line.startswith("+") else "del" if line.startswith("-") else "ctx")
-        out.append((kind, line))
-    return out
-
-
-templates = Jinja2Templates(directory=Path(__file__).resolve().parent / "templates")
-templates.env.filters["when"] = _when
-templates.env.globals["diff_lines"] = diff_lines
 
 
 def _ruleset_context(db: Session, settings: Settings, ruleset: str) -> dict[str, Any]:
@@ -79,11 +63,8 @@ def _error(request: Request, status: int, message: str) -> Response:
                                       status_code=status)
 
 
-def _done(url: str, author: str | None = None) -> Response:
-    response = RedirectResponse(url, status_code=303)
-    if author:
-        response.set_cookie(AUTHOR_COOKIE, quote(author), max_age=365 * 86400, httponly=True, samesite="lax")
-    return response
+def _done(url: str) -> Response:
+    return RedirectResponse(url, status_code=303)
 
 
 def _base(ruleset: str) -> str:
@@ -91,34 +72,26 @@ def _base(ruleset: str) -> str:
 
 
 @router.get("/rules", response_class=HTMLResponse)
-def rules_index(request: Request, db: DbDep, settings: SettingsDep) -> Response:
+def rules_index(request: Request, db: DbDep, settings: SettingsDep, _actor: AdminActor) -> Response:
     summaries = ruleset_service.list_rulesets(db, rules_dir=settings.rules_dir)
     return templates.TemplateResponse(request, "rules_index.html", {"active": "rules", "rulesets": summaries})
 
 
 @router.get("/rules/{ruleset}", response_class=HTMLResponse)
 def ruleset_page(request: Request, ruleset: str, engine: EngineDep, settings: SettingsDep,
-                 tp_rules_author: Annotated[str | None, Cookie()] = None) -> Response:
+                 _actor: AdminActor) -> Response:
     done = request.query_params.get("done", "")
     message = FLASH.get(done) or (f"Published {done}." if done.startswith(ruleset) else None)
-    return _render(request, engine, settings, ruleset, message=message, author=_cookie_author(tp_rules_author))
-
-
-def _cookie_author(value: str | None) -> str:
-    return unquote(value or "")
+    return _render(request, engine, settings, ruleset, message=message)
 
 
 @router.post("/rules/{ruleset}/draft", response_class=HTMLResponse)
-def edit_draft(request: Request, ruleset: str, engine: EngineDep, settings: SettingsDep,
-               content: Annotated[str, Form()] = "", author: Annotated[str, Form()] = "",
-               action: Annotated[str, Form()] = "save") -> Response:
+def edit_draft(request: Request, ruleset: str, engine: EngineDep, settings: SettingsDep, actor: AdminActor,
+               content: Annotated[str, Form()] = "", action: Annotated[str, Form()] = "save") -> Response:
     """One form, five buttons: validate and save, dry run (unsaved text), publish, publish as shadow, discard."""
     if action not in ACTIONS:
         return _error(request, 400, f"unknown action {action!r}")
-    kept = {"content": content, "author": author}
-    who = author.strip()[:64]
-    if action not in ("dry_run", "discard") and not who:  # a dry run and a discard change no version
-        return _render(request, engine, settings, ruleset, 422, **kept, author_error="Say who is making the change.")
+    kept = {"content": content}
     if action == "dry_run":
         # Dry runs read today's population for both versions: run outside any write, kept text re-shown.
         try:
@@ -134,7 +107,7 @@ def edit_draft(request: Request, ruleset: str, engine: EngineDep, settings: Sett
     try:
         with session_scope(engine) as db:
             ruleset_service.seed(db, rules_dir=settings.rules_dir)
-            row = _apply(db, ruleset, action, content=content, author=resolve_author(who) if who else "")
+            row = _apply(db, ruleset, action, content=content, author=actor.user_id)
     except RulesError as exc:
         return _render(request, engine, settings, ruleset, 422, **kept, problems=problems_of(exc))
     except ruleset_service.RulesetNotFound as exc:
@@ -144,8 +117,8 @@ def edit_draft(request: Request, ruleset: str, engine: EngineDep, settings: Sett
     except IntegrityError:
         return _render(request, engine, settings, ruleset, 409, **kept, message_error=CONCURRENT)
     if action in ("publish", "publish_shadow"):
-        return _done(f"{_base(ruleset)}/versions/{row.version}?{urlencode({'done': 'published'})}", who)
-    return _done(f"{_base(ruleset)}?{urlencode({'done': 'saved' if action == 'save' else 'discarded'})}", who)
+        return _done(f"{_base(ruleset)}/versions/{row.version}?{urlencode({'done': 'published'})}")
+    return _done(f"{_base(ruleset)}?{urlencode({'done': 'saved' if action == 'save' else 'discarded'})}")
 
 
 def _apply(db: Session, ruleset: str, action: str, *, content: str, author: str) -> RuleVersion | None:
@@ -161,8 +134,8 @@ def _apply(db: Session, ruleset: str, action: str, *, content: str, author: str)
 
 
 @router.get("/rules/{ruleset}/versions/{version}", response_class=HTMLResponse)
-def version_page(request: Request, ruleset: str, version: int, db: DbDep, settings: SettingsDep,
-                 tp_rules_author: Annotated[str | None, Cookie()] = None) -> Response:
+def version_page(request: Request, ruleset: str, version: VersionNumber, db: DbDep, settings: SettingsDep,
+                 _actor: AdminActor) -> Response:
     ruleset_service.seed(db, rules_dir=settings.rules_dir)
     try:
         row = ruleset_service.get_version(db, ruleset, version)
@@ -170,7 +143,7 @@ def version_page(request: Request, ruleset: str, version: int, db: DbDep, settin
         return _error(request, 404, str(exc))
     done = request.query_params.get("done")
     return templates.TemplateResponse(request, "rules_version.html", {
-        "active": "rules", "ruleset": ruleset, "row": row, "author": _cookie_author(tp_rules_author),
+        "active": "rules", "ruleset": ruleset, "row": row,
         "message": {"published": f"{row.label} is {row.status}.", "rolled_back": f"{row.label} is active.",
                     "shadow": f"{row.label} now runs as shadow."}.get(done or ""),
     })
@@ -178,19 +151,16 @@ def version_page(request: Request, ruleset: str, version: int, db: DbDep, settin
 
 def _version_write(request: Request, engine: Engine, settings: Settings, ruleset: str, version: int, author: str,
                    change: str) -> Response:
-    who = author.strip()[:64]
-    if not who:
-        return _error(request, 422, "Say who is making the change (the author field).")
     try:
         with session_scope(engine) as db:
             ruleset_service.seed(db, rules_dir=settings.rules_dir)
             if change == "rollback":
-                row = ruleset_service.rollback(db, ruleset, version, author=resolve_author(who), now=utcnow())
+                row = ruleset_service.rollback(db, ruleset, version, author=author, now=utcnow())
             elif change == "shadow":
-                row = ruleset_service.set_shadow(db, ruleset, version, author=resolve_author(who), now=utcnow())
+                row = ruleset_service.set_shadow(db, ruleset, version, author=author, now=utcnow())
             else:
-                ruleset_service.clear_shadow(db, ruleset, author=resolve_author(who), now=utcnow())
-                return _done(f"{_base(ruleset)}?done=shadow_cleared", who)
+                ruleset_service.clear_shadow(db, ruleset, author=author, now=utcnow())
+                return _done(f"{_base(ruleset)}?done=shadow_cleared")
     except RulesError as exc:
         return _error(request, 422, "This version no longer validates:\n" + "\n".join(exc.problems))
     except ruleset_service.RulesetNotFound as exc:
@@ -200,22 +170,22 @@ def _version_write(request: Request, engine: Engine, settings: Settings, ruleset
     except IntegrityError:
         return _error(request, 409, CONCURRENT)
     done = "rolled_back" if change == "rollback" else "shadow"
-    return _done(f"{_base(ruleset)}/versions/{row.version}?done={done}", who)
+    return _done(f"{_base(ruleset)}/versions/{row.version}?done={done}")
 
 
 @router.post("/rules/{ruleset}/versions/{version}/rollback", response_class=HTMLResponse)
-def rollback(request: Request, ruleset: str, version: int, engine: EngineDep, settings: SettingsDep,
-             author: Annotated[str, Form()] = "") -> Response:
-    return _version_write(request, engine, settings, ruleset, version, author, "rollback")
+def rollback(request: Request, ruleset: str, version: VersionNumber, engine: EngineDep, settings: SettingsDep,
+             actor: AdminActor) -> Response:
+    return _version_write(request, engine, settings, ruleset, version, actor.user_id, "rollback")
 
 
 @router.post("/rules/{ruleset}/versions/{version}/shadow", response_class=HTMLResponse)
-def set_shadow(request: Request, ruleset: str, version: int, engine: EngineDep, settings: SettingsDep,
-               author: Annotated[str, Form()] = "") -> Response:
-    return _version_write(request, engine, settings, ruleset, version, author, "shadow")
+def set_shadow(request: Request, ruleset: str, version: VersionNumber, engine: EngineDep, settings: SettingsDep,
+               actor: AdminActor) -> Response:
+    return _version_write(request, engine, settings, ruleset, version, actor.user_id, "shadow")
 
 
 @router.post("/rules/{ruleset}/shadow/clear", response_class=HTMLResponse)
 def clear_shadow(request: Request, ruleset: str, engine: EngineDep, settings: SettingsDep,
-                 author: Annotated[str, Form()] = "") -> Response:
-    return _version_write(request, engine, settings, ruleset, 0, author, "clear")
+                 actor: AdminActor) -> Response:
+    return _version_write(request, engine, settings, ruleset, 0, actor.user_id, "clear")

@@ -2,26 +2,25 @@
 
 The queue acts through the same update path as the JSON API (api.routes.queue.run_task_update): every button
 is a Temporal Update on the case's workflow, which decides whether the transition is legal and writes the row.
-Who is acting comes from the ``tp_user`` cookie set by the user picker, until accounts arrive (issue 7).
+Every route declares its Policy (api.policy): staff only; the one acting is the signed-in account.
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from math import ceil
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from fastapi import APIRouter, Cookie, Form, Request
+from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from api.actor import USER_COOKIE, Actor, ActorRefused, require_staff, resolve_actor
+from api.actor import Actor
 from api.deps import DbDep, EngineDep, TemporalDep
+from api.policy import StaffActor
 from api.routes.queue import TaskUpdateRefused, run_task_update
 from core.db import session_scope
 from core.errors import InputError
@@ -31,6 +30,7 @@ from domain.interventions import queries
 from domain.interventions.models import Intervention, Outcome
 from domain.scoring.models import RiskLevel
 from domain.users import service as user_service
+from web.templating import templates
 from workflows.inputs import TaskCommand
 
 router = APIRouter(include_in_schema=False)
@@ -40,36 +40,11 @@ HIGH_ALERTS = 10
 ACTIONS = ("claim", "unclaim", "assign", "approve", "complete", "cancel", "extend")
 DONE = {"claim": "Claimed", "unclaim": "Returned to the queue", "assign": "Assigned", "approve": "Approved",
         "complete": "Completed", "cancel": "Cancelled", "extend": "Extended"}
-COOKIE_DAYS = 30
-
-
-def _when(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M UTC") if value else "—"
-
-
-def _span(delta: timedelta) -> str:
-    seconds = abs(delta.total_seconds())
-    if seconds >= 2 * 86400:
-        return f"{seconds // 86400:.0f} days"
-    if seconds >= 2 * 3600:
-        return f"{seconds // 3600:.0f} hours"
-    return f"{max(1, seconds // 60):.0f} min"
-
-
-def _due(value: datetime | None, now: datetime) -> str:
-    if value is None:
-        return "no due date"
-    return f"overdue by {_span(now - value)}" if value < now else f"due in {_span(value - now)}"
-
-
-templates = Jinja2Templates(directory=Path(__file__).resolve().parent / "templates")
-templates.env.filters["words"] = dashboard_service.title_words
-templates.env.filters["when"] = _when
-templates.env.globals["due"] = _due
+BACK_TO_QUEUE = ("/queue", "Back to the queue")
 
 
 @router.get("/", response_class=HTMLResponse)
-def home(request: Request, db: DbDep) -> Response:
+def home(request: Request, db: DbDep, _actor: StaffActor) -> Response:
     now = utcnow()
     items, open_count = queries.list_queue(db, queries.QueueFilters(scope="all"), user_id=None, role=None, now=now,
                                            limit=HOME_TASKS)
@@ -120,25 +95,13 @@ def _task_types(db: Session) -> list[str]:
     return list(db.execute(stmt).scalars())
 
 
-def _page_actor(db: Session, user_id: str | None) -> tuple[Actor | None, str | None]:
-    if not user_id:
-        return None, None
-    try:
-        return require_staff(resolve_actor(db, user_id)), None
-    except ActorRefused as exc:
-        return None, exc.message
-
-
-def _queue_context(db: Session, *, view: dict[str, Any], user_id: str | None, now: datetime) -> dict[str, Any]:
-    actor, who_error = _page_actor(db, user_id)
+def _queue_context(db: Session, *, view: dict[str, Any], actor: Actor, now: datetime) -> dict[str, Any]:
     context: dict[str, Any] = {
-        "active": "queue", "now": now, "view": view, "query": _query, "actor": actor, "who_error": who_error,
+        "active": "queue", "now": now, "view": view, "query": _query, "actor": actor,
         "staff": user_service.active_staff(db), "outcomes": list(Outcome), "risks": [r.value for r in RiskLevel],
         "types": _task_types(db), "scopes": queries.SCOPES, "dues": queries.DUE_FILTERS,
         "statuses": queries.STATUS_FILTERS, "tasks": [], "total": 0, "pages": 1, "scope_error": None,
     }
-    if actor is None:
-        return context
     try:
         queries.check_scope(view["scope"], actor.role)
     except queries.ScopeNotAllowed as exc:
@@ -160,25 +123,13 @@ def _queue_context_in_thread(engine: Engine, **kwargs: Any) -> dict[str, Any]:
 
 
 @router.get("/queue", response_class=HTMLResponse)
-def queue(request: Request, db: DbDep, tp_user: Annotated[str | None, Cookie()] = None) -> Response:
+def queue(request: Request, db: DbDep, actor: StaffActor) -> Response:
     view = _view_params(dict(request.query_params))
-    context = _queue_context(db, view=view, user_id=tp_user, now=utcnow())
+    context = _queue_context(db, view=view, actor=actor, now=utcnow())
     done_id, did = request.query_params.get("done"), request.query_params.get("did")
     context.update(done=done_id, did=DONE.get(did or ""))
     status = 403 if context["scope_error"] else 200
     return templates.TemplateResponse(request, "queue.html", context, status_code=status)
-
-
-@router.post("/queue/user", response_class=HTMLResponse)
-def choose_user(db: DbDep, user_id: Annotated[str, Form()] = "", back: Annotated[str, Form()] = "") -> Response:
-    """Remembers which staff user this browser acts as; the queue reads the cookie on every request."""
-    view = _view_params(dict(parse_qsl(back)))
-    response = RedirectResponse(f"/queue?{_query(view, page=1)}", status_code=303)
-    if user_id and user_service.active_user(db, user_id) is not None:
-        response.set_cookie(USER_COOKIE, user_id, max_age=COOKIE_DAYS * 86400, httponly=True, samesite="lax")
-    else:
-        response.delete_cookie(USER_COOKIE)
-    return response
 
 
 def _command(actor: Actor, action: str, form: dict[str, str]) -> tuple[TaskCommand | None, str | None]:
@@ -214,23 +165,22 @@ def _command(actor: Actor, action: str, form: dict[str, str]) -> tuple[TaskComma
 
 @router.post("/queue/{intervention_id}/{action}", response_class=HTMLResponse)
 async def act(request: Request, intervention_id: str, action: str, engine: EngineDep, client: TemporalDep,
-              tp_user: Annotated[str | None, Cookie()] = None) -> Response:
+              actor: StaffActor) -> Response:
+    # The Policy read this form already (its CSRF field); Starlette hands back the parsed copy.
     form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
     view = _view_params(dict(parse_qsl(form.get("back", ""))))
     now = utcnow()
 
     async def page_with(message: str, status: int) -> Response:
-        context = await run_in_threadpool(_queue_context_in_thread, engine, view=view, user_id=tp_user, now=now)
+        context = await run_in_threadpool(_queue_context_in_thread, engine, view=view, actor=actor, now=now)
         shown = any(row.intervention_id == intervention_id for row, _ in context["tasks"])
         context.update(error=message, error_for=intervention_id if shown else None, kept=form, done=None, did=None)
         return templates.TemplateResponse(request, "queue.html", context, status_code=status)
 
     if action not in ACTIONS:
         return templates.TemplateResponse(request, "error.html", {
-            "status": 404, "message": f"There is no {action!r} action on a task.", "active": "queue"}, status_code=404)
-    actor, who_error = await run_in_threadpool(_actor_in_thread, engine, tp_user)
-    if actor is None:
-        return await page_with(who_error or "Choose who you are acting as before changing a task.", 401)
+            "status": 404, "message": f"There is no {action!r} action on a task.", "active": "queue",
+            "back": BACK_TO_QUEUE}, status_code=404)
     cmd, problem = _command(actor, action, form)
     if cmd is None:
         return await page_with(problem or "", 422)
@@ -241,12 +191,8 @@ async def act(request: Request, intervention_id: str, action: str, engine: Engin
     except TaskUpdateRefused as exc:
         if exc.status_code == 404:
             return templates.TemplateResponse(request, "error.html", {
-                "status": 404, "message": exc.message, "active": "queue"}, status_code=404)
+                "status": 404, "message": exc.message, "active": "queue", "back": BACK_TO_QUEUE}, status_code=404)
         return await page_with(exc.message, exc.status_code)
     # The Update returned after the workflow wrote the row, so the page after the redirect shows the change.
     return RedirectResponse(f"/queue?{_query(view, done=intervention_id, did=action)}", status_code=303)
 
-
-def _actor_in_thread(engine: Engine, user_id: str | None) -> tuple[Actor | None, str | None]:
-    with session_scope(engine) as db:
-        return _page_actor(db, user_id)

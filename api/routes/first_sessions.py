@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Response
 
-from api.actor import StaffDep
+from api.policy import StaffActor as StaffDep
+from api.params import Offset
 from api.deps import DbDep, SettingsDep
+from api.policy import BOOKING
 from core.types import utcnow
 from domain.first_sessions import service
 from domain.first_sessions.models import AlertPage, AlertRead, BookingIn, RiskResult
@@ -17,7 +19,7 @@ from rules.scoring import active_scoring_rules
 
 router = APIRouter(prefix="/first-sessions", tags=["first sessions"])
 
-WHO = {401: {"description": "No X-User-Id, or an unknown or inactive user"}, 403: {"description": "Not a staff user"}}
+WHO = {401: {"description": "Not signed in"}, 403: {"description": "Not a staff user"}}
 RISK = {404: {"description": "Unknown tutor or student"},
         409: {"description": "The booking id was scored before with other details"},
         422: {"description": "Invalid body (the detail names the field), a start not in the future, or a pair that "
@@ -26,7 +28,7 @@ RISK = {404: {"description": "Unknown tutor or student"},
 
 
 @router.post("/risk", response_model=RiskResult, status_code=201, responses={200: {"description": "Scored before"}, **RISK},
-             summary="Score an upcoming first session; raise a pre-session alert at or above the rules' threshold")
+             summary="Score an upcoming first session; raise a pre-session alert at or above the rules' threshold", dependencies=[Depends(BOOKING)])
 def assess(booking: BookingIn, db: DbDep, settings: SettingsDep, response: Response) -> RiskResult:
     try:
         result = service.assess_booking(
@@ -55,7 +57,7 @@ def alerts(
     min_probability: Annotated[float | None, Query(ge=0, le=1)] = None,
     include_past: Annotated[bool, Query(description="also alerts whose session has started")] = False,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> AlertPage:
     rows, total = service.list_alerts(db, now=utcnow(), statuses=tuple(status or ["open"]), tutor_id=tutor_id,
                                       subject=subject, min_probability=min_probability, include_past=include_past,

@@ -1,14 +1,15 @@
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from sqlalchemy import text
 
 from api.deps import EngineDep
+from api.policy import PUBLIC
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/api/health")
+@router.get("/api/health", dependencies=[Depends(PUBLIC)])
 def health(engine: EngineDep) -> dict:
     with engine.connect() as conn:
         conn.execute(text("SELECT 1"))

@@ -4,11 +4,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from fastapi import APIRouter, Body, Response
+from fastapi import APIRouter, Body, Depends, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from api.deps import EngineDep, SettingsDep, TemporalDep
+from api.policy import INGEST
 from core.db import session_scope
 from core.errors import InputError, field_error
 from core.temporal import group_by_tutor, try_notify
@@ -102,6 +103,7 @@ def _event_tutors(_db, items: Sequence[TutorEventIn], results: list[IngestResult
     "/sessions", response_model=IngestResult | BatchResult, status_code=201,
     openapi_extra=_body_schema(SessionIn), summary="Ingest one session or a batch (idempotent on session_id)",
     responses={200: {"description": "Already stored: the existing record's id"}, 422: {"description": "Invalid field"}},
+    dependencies=[Depends(INGEST)],
 )
 async def post_sessions(response: Response, engine: EngineDep, client: TemporalDep, settings: SettingsDep,
                         payload: Any = Body(...)):  # noqa: B008
@@ -113,6 +115,7 @@ async def post_sessions(response: Response, engine: EngineDep, client: TemporalD
     "/feedback", response_model=IngestResult | BatchResult, status_code=201,
     openapi_extra=_body_schema(FeedbackIn), summary="Ingest student feedback (idempotent on feedback_id)",
     responses={200: {"description": "Already stored"}, 422: {"description": "Invalid field"}},
+    dependencies=[Depends(INGEST)],
 )
 async def post_feedback(response: Response, engine: EngineDep, client: TemporalDep, settings: SettingsDep,
                         payload: Any = Body(...)):  # noqa: B008
@@ -124,6 +127,7 @@ async def post_feedback(response: Response, engine: EngineDep, client: TemporalD
     "/events", response_model=IngestResult | BatchResult, status_code=201,
     openapi_extra=_body_schema(TutorEventIn), summary="Ingest tutor behaviour events (idempotent on event_id)",
     responses={200: {"description": "Already stored"}, 422: {"description": "Invalid field"}},
+    dependencies=[Depends(INGEST)],
 )
 async def post_events(response: Response, engine: EngineDep, client: TemporalDep, settings: SettingsDep,
                       payload: Any = Body(...)):  # noqa: B008

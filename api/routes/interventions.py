@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import AwareDatetime, BaseModel
 
+from api.params import Offset
 from api.deps import DbDep, SettingsDep
+from api.policy import STAFF
 from api.routes.queue import row_read
 from api.schemas.queue import EffectivenessReportRead, InterventionRow, KindFilter
 from core.types import utcnow
@@ -33,13 +35,13 @@ class KpiReport(BaseModel):
     kpis: list[dashboard_service.Kpi]
 
 
-@router.get("/interventions", response_model=InterventionPage, summary="Interventions, most urgent first")
+@router.get("/interventions", response_model=InterventionPage, summary="Interventions, most urgent first", dependencies=[Depends(STAFF)])
 def list_interventions(
     db: DbDep,
     status: Literal["open", "all"] = "open",
     kind: KindFilter = Query("all", description="tasks: human tasks and programs"),  # type: ignore[valid-type]
     limit: int = Query(50, ge=1, le=200),
-    offset: int = Query(0, ge=0),
+    offset: Offset = 0,
 ) -> InterventionPage:
     now = utcnow()
     filters = queries.QueueFilters(scope="all", status=status, kind=kind)
@@ -50,7 +52,7 @@ def list_interventions(
 
 @router.get("/interventions/effectiveness", response_model=EffectivenessReportRead,
             summary="PRD §4.4 effectiveness over cases recommended in the last `days` days, overall, per risk "
-                    "level and per intervention type x risk level, with the targets")
+                    "level and per intervention type x risk level, with the targets", dependencies=[Depends(STAFF)])
 def get_effectiveness(db: DbDep, settings: SettingsDep, as_of: AwareDatetime | None = None,
                       days: int = Query(90, ge=1, le=730, description="Period length in days")
                       ) -> EffectivenessReportRead:
@@ -62,7 +64,7 @@ def get_effectiveness(db: DbDep, settings: SettingsDep, as_of: AwareDatetime | N
 
 
 @router.get("/kpis", response_model=KpiReport, tags=["dashboard"],
-            summary="System KPIs over the last `days` days, each with its change vs. the period before")
+            summary="System KPIs over the last `days` days, each with its change vs. the period before", dependencies=[Depends(STAFF)])
 def get_kpis(db: DbDep, as_of: AwareDatetime | None = None,
              days: int = Query(30, ge=7, le=90, description="Period length in days")) -> KpiReport:
     # Prediction days and KPI windows are UTC days; a caller's offset must not shift them.

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlmodel import Session
 
-from api.actor import ActorDep
+from api.policy import TutorActor as ActorDep
 from api.deps import DbDep, TemporalDep
 from core.types import utcnow
 from domain.interventions import service as intervention_service
@@ -18,6 +18,7 @@ from domain.interventions.models import OutboxMessage
 from domain.users.models import User
 
 router = APIRouter(tags=["notifications"])
+MISSING = {404: {"description": "No such notification for this tutor (another tutor's answers the same)"}}
 
 
 class NotificationRead(BaseModel):
@@ -58,7 +59,7 @@ def my_notifications(db: DbDep, actor: ActorDep) -> list[OutboxMessage]:
         .order_by(OutboxMessage.created_at.desc()).limit(100)).scalars())
 
 
-@router.post("/me/notifications/{message_id}/open", response_model=NotificationRead)
+@router.post("/me/notifications/{message_id}/open", response_model=NotificationRead, responses=MISSING)
 def open_notification(message_id: str, db: DbDep, actor: ActorDep) -> OutboxMessage:
     message = _own_message(db, _own_tutor(db, actor.user_id), message_id)
     intervention_service.record_response(db, message.message_id, opened=True, response=None, now=utcnow())
@@ -66,7 +67,7 @@ def open_notification(message_id: str, db: DbDep, actor: ActorDep) -> OutboxMess
     return message
 
 
-@router.post("/me/notifications/{message_id}/respond", response_model=NotificationRead)
+@router.post("/me/notifications/{message_id}/respond", response_model=NotificationRead, responses=MISSING)
 async def respond(message_id: str, body: ResponseIn, db: DbDep, actor: ActorDep, client: TemporalDep) -> OutboxMessage:
     message = _own_message(db, _own_tutor(db, actor.user_id), message_id)
     intervention_service.record_response(db, message.message_id, opened=True, response=body.response, now=utcnow())

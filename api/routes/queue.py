@@ -17,7 +17,9 @@ from temporalio.client import Client, WorkflowUpdateFailedError, WorkflowUpdateR
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.actor import Actor, StaffDep
+from api.actor import Actor
+from api.policy import StaffActor as StaffDep
+from api.params import Offset
 from api.deps import DbDep, EngineDep, TemporalDep
 from api.schemas.queue import (
     AssignBody, CancelBody, CaseRead, CompleteBody, DueFilter, EventRead, ExtendBody, InterventionRow, KindFilter,
@@ -37,8 +39,7 @@ from workflows.inputs import TaskCommand, TaskView
 router = APIRouter(tags=["queue"])
 
 Limit = Annotated[int, Query(ge=1, le=200)]
-Offset = Annotated[int, Query(ge=0)]
-WHO = {401: {"description": "No X-User-Id, or an unknown or inactive user"},
+WHO = {401: {"description": "Not signed in: no bearer token, or an unknown, expired or revoked one"},
        403: {"description": "Not a staff user, or a scope the role may not list"}}
 ACTION = {**WHO, 404: {"description": "Unknown intervention"},
           409: {"description": "The workflow refused the transition (the detail says why), or it is closed"},

@@ -8,17 +8,20 @@ its own, so a refused publish leaves the store exactly as it was.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, TypeVar
+from typing import TypeVar
 
-from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi import APIRouter, HTTPException, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from api.actor import Actor
+from api.params import VersionNumber
 from api.deps import DbDep, EngineDep, SettingsDep
+from api.policy import AdminActor
 from api.schemas.rules import (
-    Authored, DraftIn, DryRunIn, DryRunRead, ProblemRead, PublishIn, RulesetRead, RulesRefused, RuleVersionDetail,
+    DraftIn, DryRunIn, DryRunRead, ProblemRead, PublishIn, RulesetRead, RulesRefused, RuleVersionDetail,
     RuleVersionSummary, ShadowSummaryRead,
 )
 from core.config import Settings
@@ -38,14 +41,9 @@ REFUSALS = {422: {"model": RulesRefused, "description": "the rule set does not v
             409: {"description": "does not fit the rule set's current state"}}
 
 
-def resolve_author(claimed: str) -> str:
-    """Who is changing the rules. Accounts arrive in a later issue: this is the one place that will then
-    return the signed-in user instead of the name the caller gives (the web pages call it too)."""
-    author = claimed.strip()
-    if not author:
-        raise HTTPException(status_code=422, detail=[{"loc": ["body", "author"], "msg": "say who is making the change",
-                                                      "type": "value_error"}])
-    return author[:64]
+def resolve_author(actor: Actor) -> str:
+    """Who is changing the rules: the signed-in admin's user id (the web pages call this too)."""
+    return actor.user_id
 
 
 def refused(exc: RulesError) -> JSONResponse:
@@ -86,7 +84,7 @@ def _read(db: Session, settings: Settings, fetch: Callable[[], T]) -> T:
 
 
 @router.get("/rules", response_model=list[RulesetRead])
-def list_rulesets(db: DbDep, settings: SettingsDep) -> list[RulesetRead]:
+def list_rulesets(db: DbDep, settings: SettingsDep, _actor: AdminActor) -> list[RulesetRead]:
     return [RulesetRead(ruleset=s.ruleset, owner=s.owner, versions=s.versions,
                         active_version=s.active.version if s.active else None, active_hash=s.active.hash if s.active else None,
                         shadow_version=s.shadow.version if s.shadow else None,
@@ -95,17 +93,17 @@ def list_rulesets(db: DbDep, settings: SettingsDep) -> list[RulesetRead]:
 
 
 @router.get("/rules/{ruleset}/versions", response_model=list[RuleVersionSummary], responses=REFUSALS)
-def list_versions(ruleset: str, db: DbDep, settings: SettingsDep):  # noqa: ANN201
+def list_versions(ruleset: str, db: DbDep, settings: SettingsDep, _actor: AdminActor):  # noqa: ANN201
     return _read(db, settings, lambda: ruleset_service.list_versions(db, ruleset))
 
 
 @router.get("/rules/{ruleset}/versions/{version}", response_model=RuleVersionDetail, responses=REFUSALS)
-def get_version(ruleset: str, version: int, db: DbDep, settings: SettingsDep):  # noqa: ANN201
+def get_version(ruleset: str, version: VersionNumber, db: DbDep, settings: SettingsDep, _actor: AdminActor):  # noqa: ANN201
     return _read(db, settings, lambda: ruleset_service.get_version(db, ruleset, version))
 
 
 @router.get("/rules/{ruleset}/draft", response_model=RuleVersionDetail, responses=REFUSALS)
-def get_draft(ruleset: str, db: DbDep, settings: SettingsDep):  # noqa: ANN201
+def get_draft(ruleset: str, db: DbDep, settings: SettingsDep, _actor: AdminActor):  # noqa: ANN201
     draft = _read(db, settings, lambda: ruleset_service.get_draft(db, ruleset))
     if draft is None:
         raise HTTPException(status_code=404, detail=f"rule set {ruleset!r} has no draft")
@@ -113,21 +111,21 @@ def get_draft(ruleset: str, db: DbDep, settings: SettingsDep):  # noqa: ANN201
 
 
 @router.put("/rules/{ruleset}/draft", response_model=RuleVersionDetail, responses=REFUSALS)
-def save_draft(ruleset: str, body: DraftIn, engine: EngineDep, settings: SettingsDep):  # noqa: ANN201
+def save_draft(ruleset: str, body: DraftIn, engine: EngineDep, settings: SettingsDep, actor: AdminActor):  # noqa: ANN201
     """Validates and stores the draft (replacing any): schema, fields and types, actions, trial compile, golden tests."""
-    author = resolve_author(body.author)
+    author = resolve_author(actor)
     return _write(engine, settings, lambda db: ruleset_service.save_draft(db, ruleset, content=body.content, author=author,
                                                                           now=utcnow()))
 
 
 @router.delete("/rules/{ruleset}/draft", status_code=204, responses=REFUSALS)
-def discard_draft(ruleset: str, engine: EngineDep, settings: SettingsDep) -> Response:
+def discard_draft(ruleset: str, engine: EngineDep, settings: SettingsDep, _actor: AdminActor) -> Response:
     _write(engine, settings, lambda db: ruleset_service.discard_draft(db, ruleset))
     return Response(status_code=204)
 
 
 @router.post("/rules/{ruleset}/draft/dry-run", response_model=DryRunRead, responses=REFUSALS)
-def dry_run(ruleset: str, engine: EngineDep, settings: SettingsDep, body: DryRunIn | None = None):  # noqa: ANN201
+def dry_run(ruleset: str, engine: EngineDep, settings: SettingsDep, _actor: AdminActor, body: DryRunIn | None = None):  # noqa: ANN201
     """What the draft (or ``content``) would create and cancel for today's tutors, against the active version."""
     body = body or DryRunIn()
     as_of = body.as_of or utcnow()
@@ -146,9 +144,9 @@ def dry_run(ruleset: str, engine: EngineDep, settings: SettingsDep, body: DryRun
 
 
 @router.post("/rules/{ruleset}/draft/publish", response_model=RuleVersionDetail, responses=REFUSALS)
-def publish(ruleset: str, body: PublishIn, engine: EngineDep, settings: SettingsDep):  # noqa: ANN201
+def publish(ruleset: str, body: PublishIn, engine: EngineDep, settings: SettingsDep, actor: AdminActor):  # noqa: ANN201
     """The draft becomes the next version, active (the active one retires) or shadow. Validated again."""
-    author = resolve_author(body.author)
+    author = resolve_author(actor)
 
     def change(db: Session):  # noqa: ANN202
         now = utcnow()
@@ -160,29 +158,28 @@ def publish(ruleset: str, body: PublishIn, engine: EngineDep, settings: Settings
 
 
 @router.post("/rules/{ruleset}/versions/{version}/rollback", response_model=RuleVersionDetail, responses=REFUSALS)
-def rollback(ruleset: str, version: int, body: Authored, engine: EngineDep, settings: SettingsDep):  # noqa: ANN201
+def rollback(ruleset: str, version: VersionNumber, engine: EngineDep, settings: SettingsDep, actor: AdminActor):  # noqa: ANN201
     """A new active version with the content of ``version`` (rolling back to the shadow promotes it)."""
-    author = resolve_author(body.author)
+    author = resolve_author(actor)
     return _write(engine, settings, lambda db: ruleset_service.rollback(db, ruleset, version, author=author, now=utcnow()))
 
 
 @router.post("/rules/{ruleset}/versions/{version}/shadow", response_model=RuleVersionSummary, responses=REFUSALS)
-def set_shadow(ruleset: str, version: int, body: Authored, engine: EngineDep, settings: SettingsDep):  # noqa: ANN201
+def set_shadow(ruleset: str, version: VersionNumber, engine: EngineDep, settings: SettingsDep, actor: AdminActor):  # noqa: ANN201
     """Runs ``version`` beside the active one; it only records what it would have done (GET …/shadow)."""
-    author = resolve_author(body.author)
+    author = resolve_author(actor)
     return _write(engine, settings, lambda db: ruleset_service.set_shadow(db, ruleset, version, author=author, now=utcnow()))
 
 
 @router.get("/rules/{ruleset}/shadow", response_model=ShadowSummaryRead, responses=REFUSALS)
-def shadow_summary(ruleset: str, db: DbDep, settings: SettingsDep):  # noqa: ANN201
+def shadow_summary(ruleset: str, db: DbDep, settings: SettingsDep, _actor: AdminActor):  # noqa: ANN201
     """How the shadow version's decisions have differed from the active one's so far."""
     row = _read(db, settings, lambda: ruleset_service.get_shadow(db, ruleset))
     return ruleset_service.shadow_summary(db, ruleset, row.version)
 
 
 @router.delete("/rules/{ruleset}/shadow", response_model=RuleVersionSummary, responses=REFUSALS)
-def clear_shadow(ruleset: str, engine: EngineDep, settings: SettingsDep,
-                 author: Annotated[str, Query(min_length=1, max_length=64)]):  # noqa: ANN201
+def clear_shadow(ruleset: str, engine: EngineDep, settings: SettingsDep, actor: AdminActor):  # noqa: ANN201
     """Stops the shadow run; the version goes back to retired."""
-    who = resolve_author(author)
+    who = resolve_author(actor)
     return _write(engine, settings, lambda db: ruleset_service.clear_shadow(db, ruleset, author=who, now=utcnow()))

@@ -4,9 +4,11 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query
 
+from api.params import Offset
 from api.deps import DbDep, SettingsDep
+from api.policy import STAFF
 from api.schemas.tutors import (
     Component, FlagRead, MetricsReport, MetricsRow, ModelScore, ScoreReport, TierChange, TierName, TierPage,
     TutorPage, TutorSummary, Window,
@@ -24,7 +26,6 @@ WINDOWS = {"7d": "7day", "30d": "30day", "90d": "90day"}
 MAX_LIMIT = 500
 NOT_FOUND = {404: {"description": "Unknown tutor"}, 422: {"description": "Invalid query parameter"}}
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
-Offset = Annotated[int, Query(ge=0)]
 
 
 def _check_range(since: date | None, until: date | None) -> None:
@@ -44,7 +45,7 @@ def _found(call, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
         raise HTTPException(status_code=404, detail=str(exc)) from None
 
 
-@router.get("", response_model=TutorPage, summary="Tutors with their latest churn score, risk and tier")
+@router.get("", response_model=TutorPage, summary="Tutors with their latest churn score, risk and tier", dependencies=[Depends(STAFF)])
 def list_tutors(
     db: DbDep,
     settings: SettingsDep,
@@ -69,7 +70,7 @@ def list_tutors(
 
 
 @router.get("/{tutor_id}/metrics", response_model=MetricsReport, responses=NOT_FOUND,
-            summary="A tutor's metrics for one window: the latest row and the daily history")
+            summary="A tutor's metrics for one window: the latest row and the daily history", dependencies=[Depends(STAFF)])
 def get_metrics(
     tutor_id: str,
     db: DbDep,
@@ -90,7 +91,7 @@ def get_metrics(
 
 @router.get("/{tutor_id}/score", response_model=ScoreReport,
             responses={**NOT_FOUND, 404: {"description": "Unknown tutor, or no prediction (on that date)"}},
-            summary="A tutor's churn score explained: components, pattern flags, tier; the ML model's score beside it")
+            summary="A tutor's churn score explained: components, pattern flags, tier; the ML model's score beside it", dependencies=[Depends(STAFF)])
 def get_score(
     tutor_id: str,
     db: DbDep,
@@ -113,7 +114,7 @@ def get_score(
 
 
 @router.get("/{tutor_id}/tiers", response_model=TierPage, responses=NOT_FOUND,
-            summary="A tutor's tier history, newest first")
+            summary="A tutor's tier history, newest first", dependencies=[Depends(STAFF)])
 def get_tiers(
     tutor_id: str,
     db: DbDep,

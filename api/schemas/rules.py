@@ -40,9 +40,7 @@ class RulesetRead(BaseModel):
 
 
 class Authored(BaseModel):
-    # Until accounts exist (a later issue) the caller names the author; api.routes.rules.resolve_author is the
-    # one place that will take it from the signed-in user instead.
-    author: str = Field(min_length=1, max_length=64)
+    """A rule change's body. Its author is the signed-in admin (api.routes.rules.resolve_author), never a field."""
 
 
 class DraftIn(Authored):
@@ -73,7 +71,8 @@ class ProblemRead(BaseModel):
 
 class RulesRefused(BaseModel):
     detail: list[dict]
-    problems: list[ProblemRead]
+    # Empty when the request itself was malformed (FastAPI's own 422): only a rule set that does not validate has problems.
+    problems: list[ProblemRead] = []
 
 
 class TypeCountsRead(BaseModel):

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from core.crypto import EncryptedString
 from core.types import UTCDateTime, utcnow
 
 
@@ -91,7 +92,8 @@ class OutboxMessage(SQLModel, table=True):
     channel: str = Field(max_length=16)  # in_app | email
     # Staff notifications (reminders, escalations) go to a role or a user instead of the tutor.
     recipient_role: str | None = Field(default=None, max_length=20)
-    recipient: str | None = Field(default=None, max_length=254)  # email address or user id
+    # An email address or a user id; encrypted at rest like every other address (core.crypto).
+    recipient: str | None = Field(default=None, sa_column=Column(EncryptedString(254), nullable=True))
     subject: str = Field(max_length=200)
     body: str = Field(max_length=4000)
     payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))

@@ -3,9 +3,10 @@ from __future__ import annotations
 from datetime import date, datetime
 from enum import StrEnum
 
-from sqlalchemy import JSON, Column
+from sqlalchemy import JSON, Column, String
 from sqlmodel import Field, SQLModel
 
+from core.crypto import EncryptedString, hash_default
 from core.types import UTCDateTime, utcnow
 
 
@@ -29,8 +30,11 @@ class Tutor(SQLModel, table=True):
     __tablename__ = "tutors"
 
     tutor_id: str = Field(primary_key=True, max_length=64)
-    name: str = Field(max_length=200)
-    email: str = Field(max_length=254)
+    # PII, encrypted at rest; email_hash (a keyed hash, filled from email on insert) is what lookups compare.
+    name: str = Field(sa_column=Column(EncryptedString(200), nullable=False))
+    email: str = Field(sa_column=Column(EncryptedString(254), nullable=False))
+    email_hash: str | None = Field(default=None, sa_column=Column(
+        String(64), index=True, default=hash_default("email")))
     onboarding_date: date
     status: str = Field(default=TutorStatus.active.value, max_length=16, index=True)
     subjects: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))

@@ -32,6 +32,7 @@ from domain.scoring.models import ChurnPrediction
 from domain.students.models import Student
 from domain.tutors.models import Tutor
 from rules.scoring import load_scoring_rules
+from tests.auth import as_role
 from tests.journeys import appendix_c as jc
 
 RULES = load_scoring_rules(Path(__file__).resolve().parents[2] / "rules" / "scoring.yaml")
@@ -87,6 +88,7 @@ def api(db_url: str) -> Iterator[TestClient]:
     # this test runs the evaluations itself, as of the journey's own clock.
     app = create_app(Settings(database_url=db_url, temporal_address="127.0.0.1:1"))
     with TestClient(app) as client:
+        client.headers.update(as_role(get_engine(db_url), "admin"))
         yield client
 
 

@@ -15,6 +15,7 @@ from domain.interventions import effectiveness as eff
 from domain.interventions.models import OutboxMessage
 from domain.scoring.models import ChurnPrediction
 from rules.interventions import active_intervention_rules
+from tests.auth import as_role
 from tests.factories import intervention_row as _iv
 from tests.factories import seed_people
 
@@ -117,6 +118,7 @@ def test_effectiveness_figures(engine: Engine, settings: Settings) -> None:
 def test_effectiveness_route_reads_the_window_from_the_rules(engine: Engine, settings: Settings) -> None:
     _seed_effectiveness(engine)
     with TestClient(create_app(settings.model_copy(update={"temporal_address": "127.0.0.1:1"}))) as client:
+        client.headers.update(as_role(engine, "ops_manager"))
         body = client.get("/api/v1/interventions/effectiveness", params={"as_of": NOW.isoformat()}).json()
         assert client.get("/api/v1/interventions/effectiveness", params={"days": 0}).status_code == 422
     assert (body["days"], body["impact_window_days"], body["improvement_points"]) == (90, 30, 5.0)

@@ -31,10 +31,10 @@ from domain.users.service import ensure_demo_staff
 from ml.first_session import FEATURES, FirstSessionTable
 from ml.first_session_model import FirstSessionModel, train
 from synth.backfill import backfill
+from tests.auth import as_role, bearer
 
 RULES_DIR = Path(__file__).resolve().parents[2] / "rules"
 THRESHOLD = 0.5
-STAFF = {"X-User-Id": "u_sarah_chen"}
 NEW_TUTOR, VETERAN = "fs_new_tutor", "fs_veteran"
 STUDENT_NAME = "Philippa Quennell-Marsh"
 
@@ -125,7 +125,9 @@ async def test_pre_session_alerts(engine: Engine, app_settings: Settings, model:
     _seed(engine)
     app = create_app(app_settings)
     url = "/api/v1/first-sessions/risk"
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://tp") as api:
+    staff = bearer(engine, "u_sarah_chen")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://tp",
+                                 headers=as_role(engine, "service")) as api:  # the booking system scores bookings
         # No live model: 503 with what to do, and nothing stored.
         r = await api.post(url, json=body("bk-1"))
         assert r.status_code == 503 and "first-sessions train" in r.json()["detail"]
@@ -177,7 +179,7 @@ async def test_pre_session_alerts(engine: Engine, app_settings: Settings, model:
         assert _counts(engine) == (2, 1, 1)
 
         # The tutor's reminder: no probability, no risk, no student name.
-        notes = await api.get("/api/v1/me/notifications", headers={"X-User-Id": "u_fs_tutor"})
+        notes = await api.get("/api/v1/me/notifications", headers=bearer(engine, "u_fs_tutor"))
         assert notes.status_code == 200 and len(notes.json()) == 1
         note = notes.json()[0]
         text = (note["subject"] + " " + note["body"]).lower()
@@ -194,30 +196,33 @@ async def test_pre_session_alerts(engine: Engine, app_settings: Settings, model:
 
         # Staff list: open, upcoming, soonest first; filters and paging; tutors and anonymous callers refused.
         alerts = "/api/v1/first-sessions/alerts"
-        assert (await api.get(alerts)).status_code == 401
-        assert (await api.get(alerts, headers={"X-User-Id": "u_fs_tutor"})).status_code == 403
-        listed = (await api.get(alerts, headers=STAFF)).json()
+        assert (await api.get(alerts)).status_code == 403  # the booking system scores bookings; alerts are for staff
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://tp") as anonymous:
+            assert (await anonymous.get(alerts)).status_code == 401
+        assert (await api.get(alerts, headers=bearer(engine, "u_fs_tutor"))).status_code == 403
+        listed = (await api.get(alerts, headers=staff)).json()
         assert listed["total"] == 1 and [a["alert_id"] for a in listed["items"]] == ["bk-1"]
         assert listed["items"][0]["student_id"] == "fs_student" and listed["items"][0]["probability"] == p
         assert listed["items"][0]["summary"] == h["summary"]
         later = await api.post(url, json=body("bk-3", student="fs_student_2", start=utcnow() + timedelta(days=2)))
         assert later.json()["alert"]
-        page = (await api.get(alerts, headers=STAFF, params={"limit": 1, "offset": 1})).json()
+        page = (await api.get(alerts, headers=staff, params={"limit": 1, "offset": 1})).json()
         assert page["total"] == 2 and [a["alert_id"] for a in page["items"]] == ["bk-3"]
-        assert (await api.get(alerts, headers=STAFF, params={"tutor_id": VETERAN})).json()["total"] == 0
-        assert (await api.get(alerts, headers=STAFF, params={"min_probability": 1.0})).json()["total"] == 0
-        r = await api.get(alerts, headers=STAFF, params={"status": "closed"})
+        assert (await api.get(alerts, headers=staff, params={"tutor_id": VETERAN})).json()["total"] == 0
+        assert (await api.get(alerts, headers=staff, params={"min_probability": 1.0})).json()["total"] == 0
+        r = await api.get(alerts, headers=staff, params={"status": "closed"})
         assert r.status_code == 422 and ["query", "status", 0] in _locs(r)
 
         # Acknowledged alerts leave the default list; a below-threshold booking is not an alert.
-        ack = await api.post(f"{alerts}/bk-1/acknowledge", headers=STAFF)
+        ack = await api.post(f"{alerts}/bk-1/acknowledge", headers=staff)
         assert ack.status_code == 200 and ack.json()["status"] == "acknowledged"
         assert ack.json()["acknowledged_by"] == "u_sarah_chen"
-        assert [a["alert_id"] for a in (await api.get(alerts, headers=STAFF)).json()["items"]] == ["bk-3"]
-        seen = (await api.get(alerts, headers=STAFF, params={"status": "acknowledged"})).json()
+        assert [a["alert_id"] for a in (await api.get(alerts, headers=staff)).json()["items"]] == ["bk-3"]
+        seen = (await api.get(alerts, headers=staff, params={"status": "acknowledged"})).json()
         assert [a["alert_id"] for a in seen["items"]] == ["bk-1"]
-        assert (await api.post(f"{alerts}/bk-2/acknowledge", headers=STAFF)).status_code == 404
-        assert (await api.post(f"{alerts}/bk-1/acknowledge")).status_code == 401
+        assert (await api.post(f"{alerts}/bk-2/acknowledge", headers=staff)).status_code == 404
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://tp") as anonymous:
+            assert (await anonymous.post(f"{alerts}/bk-1/acknowledge")).status_code == 401
 
 
 def h_start(engine: Engine, alert_id: str) -> datetime:

@@ -12,6 +12,7 @@ from api.main import create_app
 from core.config import Settings
 from domain.feedback.models import StudentFeedback
 from domain.sessions.models import TutoringSession
+from tests.auth import as_role
 from tests.factories import feedback_payload, seed_people, session_payload
 
 
@@ -21,6 +22,7 @@ def client(engine: Engine, db_url: str) -> Iterator[TestClient]:
     # Temporal deliberately unreachable: ingestion must still store, and leave the sessions pending for the sweep.
     app = create_app(Settings(database_url=db_url, temporal_address="127.0.0.1:1"))
     with TestClient(app) as c:
+        c.headers.update(as_role(engine, "service"))  # the marketplace's ingestion account
         yield c
 
 

@@ -46,6 +46,7 @@ from ml.train import GRID, ChurnModel
 from rules.scoring import active_scoring_rules
 from synth.backfill import backfill
 from synth.truth import churn_truth
+from tests.auth import as_role, bearer
 from tests.factories import seed_people
 from workflows.inputs import DecideInput, EvaluateTutorInput, InterventionStep, ScorePopulationInput, ScorePopulationResult
 
@@ -195,6 +196,7 @@ def test_the_live_model_scores_every_tutor_beside_the_rule_score(engine: Engine,
     app = create_app(settings)
     scored = predictions(engine, next_day.date())[tutor]
     with TestClient(app) as api:
+        api.headers.update(as_role(engine, "people_ops"))
         body = api.get(f"/api/v1/tutors/{tutor}/score").json()
         assert body["churn_score"] == scored.churn_score and body["risk_level"] == scored.risk_level
         assert body["model"] == {"ml_model_version": version, "churn_score": scored.model_churn_score,
@@ -301,17 +303,17 @@ def test_the_rules_file_decides_which_score_drives_interventions(engine: Engine,
     secrets = [row.ml_model_version, f"{row.model_churn_score}", *(f["text"] for f in row.model_factors),
                *(f["feature"] for f in row.model_factors)]
     with TestClient(create_app(by_model)) as api:
-        listed = api.get("/api/v1/me/notifications", headers={"X-User-Id": "u_tutor"})
+        api.headers.update(bearer(engine, "u_tutor"))
+        listed = api.get("/api/v1/me/notifications")
         assert listed.status_code == 200 and len(listed.json()) == 1
         assert set(listed.json()[0]) == {"message_id", "subject", "body", "created_at", "opened_at", "responded_at"}
-        opened = api.post(f"/api/v1/me/notifications/{listed.json()[0]['message_id']}/open",
-                          headers={"X-User-Id": "u_tutor"})
+        opened = api.post(f"/api/v1/me/notifications/{listed.json()[0]['message_id']}/open")
         for payload in (listed.text, opened.text):
             low = payload.lower()
             assert not any(word in low for word in ("churn", "risk", "model", "probab", "score", "factor")), payload
             assert not any(s.lower() in low for s in secrets), payload
         # Staff read the same tutor's score with the model beside it, and which one drives.
-        body = api.get(f"/api/v1/tutors/{tutor}/score").json()
+        body = api.get(f"/api/v1/tutors/{tutor}/score", headers=as_role(engine, "people_ops")).json()
         assert (body["drives_interventions"], body["score_source"]) == ("model", "model")
         assert body["model"]["churn_score"] == row.model_churn_score and body["churn_score"] == row.churn_score
 

@@ -15,6 +15,7 @@ from domain.interventions.planning import build_plan, intervention_id
 from domain.users.models import User
 from domain.users.service import ensure_demo_staff
 from rules.interventions import active_intervention_rules
+from tests.auth import bearer
 from tests.factories import seed_people
 from workflows.inputs import InterventionStep
 
@@ -35,18 +36,18 @@ async def test_tutor_opens_and_answers_only_their_own_notifications(engine: Engi
     app = create_app(settings.model_copy(update={"temporal_address": "127.0.0.1:1"}))
     message_id = f"{plan.intervention_id}:message:in_app"
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://tp") as api:
-        listed = await api.get("/api/v1/me/notifications", headers={"X-User-Id": "u_mine"})
+        listed = await api.get("/api/v1/me/notifications", headers=bearer(engine, "u_mine"))
         assert [n["message_id"] for n in listed.json()] == [message_id]
         assert "churn" not in listed.text.lower() and "risk" not in listed.text.lower()  # tutors never see scores
-        assert (await api.get("/api/v1/me/notifications", headers={"X-User-Id": "u_other"})).json() == []
-        assert (await api.post(f"/api/v1/me/notifications/{message_id}/open", headers={"X-User-Id": "u_other"})).status_code == 404
-        assert (await api.get("/api/v1/me/notifications", headers={"X-User-Id": "u_sarah_chen"})).status_code == 403
+        assert (await api.get("/api/v1/me/notifications", headers=bearer(engine, "u_other"))).json() == []
+        assert (await api.post(f"/api/v1/me/notifications/{message_id}/open", headers=bearer(engine, "u_other"))).status_code == 404
+        assert (await api.get("/api/v1/me/notifications", headers=bearer(engine, "u_sarah_chen"))).status_code == 403
         assert (await api.get("/api/v1/me/notifications")).status_code == 401
-        r = await api.post(f"/api/v1/me/notifications/{message_id}/respond", headers={"X-User-Id": "u_mine"}, json={"response": ""})
+        r = await api.post(f"/api/v1/me/notifications/{message_id}/respond", headers=bearer(engine, "u_mine"), json={"response": ""})
         assert r.status_code == 422 and "response" in r.text
-        r = await api.post(f"/api/v1/me/notifications/{message_id}/open", headers={"X-User-Id": "u_mine"})
+        r = await api.post(f"/api/v1/me/notifications/{message_id}/open", headers=bearer(engine, "u_mine"))
         assert r.status_code == 200 and r.json()["opened_at"] and r.json()["responded_at"] is None
-        r = await api.post(f"/api/v1/me/notifications/{message_id}/respond", headers={"X-User-Id": "u_mine"},
+        r = await api.post(f"/api/v1/me/notifications/{message_id}/respond", headers=bearer(engine, "u_mine"),
                            json={"response": "Thanks, useful"})
         assert r.status_code == 200 and r.json()["responded_at"]
     with session_scope(engine) as db:

@@ -22,6 +22,7 @@ from domain.sessions.models import TutoringSession
 from domain.tutors.models import Tutor
 from domain.users.service import ensure_demo_staff
 from rules.scoring import active_scoring_rules
+from tests.auth import as_role, bearer
 from tests.factories import seed_people, session_payload
 from tests.integration.pipeline_helpers import eventually, troubled_history
 from worker import build_worker
@@ -32,9 +33,11 @@ from workflows.periodic import SweepWorkflow
 
 
 def _api(settings: Settings, env: WorkflowEnvironment) -> httpx.AsyncClient:
+    """A client signed in as the admin: it ingests and edits rules; queue calls pass a staff member's token."""
     app = create_app(settings)
     app.state.temporal = env.client  # the same loop as the test: no second connection needed
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://tp")
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://tp",
+                             headers=as_role(app.state.engine, "admin"))
 
 
 def _status(engine: Engine, intervention_id: str) -> str | None:
@@ -101,7 +104,7 @@ async def test_session_to_intervention_to_completion(engine: Engine, settings: S
         # The PIP's kickoff waits for a manager's approval; People Ops then works it from the queue.
         with session_scope(engine) as db:
             ensure_demo_staff(db)
-        sarah, marcus = {"X-User-Id": "u_sarah_chen"}, {"X-User-Id": "u_marcus_reed"}
+        sarah, marcus = bearer(engine, "u_sarah_chen"), bearer(engine, "u_marcus_reed")
         pip = by_type["H3_pip"].intervention_id
         kickoff = f"{pip}-kickoff"
         await eventually(lambda: _status(engine, kickoff) == "needs_approval", what="PIP kickoff task")
@@ -131,7 +134,7 @@ async def test_session_to_intervention_to_completion(engine: Engine, settings: S
                         "      - {field: metrics_below_threshold, op: gt, value: 50}")
         v3 = v3.replace("{risk_level: Medium, metrics_below_threshold: 2}\n        expect: [A1_coaching_tips]",
                         "{risk_level: Medium, metrics_below_threshold: 51}\n        expect: [A1_coaching_tips]")
-        r = await api.post("/api/v1/rules/tutor_interventions/draft/publish", json={"author": "dana", "content": v3})
+        r = await api.post("/api/v1/rules/tutor_interventions/draft/publish", json={"content": v3})
         assert r.status_code == 200 and r.json()["version"] == 3, r.text
         before = len(rows)
         a1 = by_type["A1_coaching_tips"].intervention_id
@@ -171,7 +174,8 @@ async def test_sweep_signals_sessions_ingested_while_temporal_was_down(
         activity_executor) -> None:  # noqa: ANN001
     (t1,) = seed_people(engine, tutors=1, students=1, tag=settings.temporal_task_queue)
     app = create_app(settings.model_copy(update={"temporal_address": "127.0.0.1:1"}))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://tp") as api:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://tp",
+                                 headers=as_role(engine, "service")) as api:
         r = await api.post("/api/v1/sessions", json=[session_payload(n, tutor=t1) for n in (1, 2)])
         assert r.json()["evaluation"] == "pending"
     assert _pending(engine) == 2

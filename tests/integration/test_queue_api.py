@@ -15,6 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
+from api.actor import SESSION_COOKIE
 from api.main import create_app
 from core.config import Settings
 from core.db import session_scope
@@ -23,6 +24,7 @@ from domain.interventions.models import Intervention, InterventionEvent
 from domain.users import service as user_service
 from domain.users.models import User
 from rules.interventions import active_intervention_rules
+from tests.auth import bearer, page_session
 from tests.factories import intervention_row, seed_people
 from workflows.inputs import TaskCommand
 
@@ -32,8 +34,11 @@ D = timedelta(days=1)
 _iv = intervention_row
 
 
+_TOKENS: dict[str, dict[str, str]] = {}  # user id -> Authorization headers, issued by _seed_staff for this test's DB
+
+
 def _who(user: str) -> dict[str, str]:
-    return {"X-User-Id": user}
+    return _TOKENS.get(user, {"Authorization": "Bearer not-a-token"})
 
 
 def _seed_staff(engine: Engine) -> None:
@@ -41,6 +46,9 @@ def _seed_staff(engine: Engine) -> None:
         user_service.ensure_demo_staff(db)
         db.add(User(user_id="u_tutor", email="tutor@example.test", name="A Tutor", role="tutor"))
         db.add(User(user_id="u_gone", email="gone@example.test", name="Gone", role="people_ops", is_active=False))
+    _TOKENS.clear()
+    for user in (SARAH, MARCUS, PRIYA, DANA, "u_tutor", "u_gone"):
+        _TOKENS[user] = bearer(engine, user)
 
 
 @pytest.fixture
@@ -107,13 +115,13 @@ def _row(engine: Engine, iid: str) -> Intervention:
 def test_callers_must_be_active_staff(world) -> None:  # noqa: ANN001
     client, _, _ = world
     missing = client.get("/api/v1/queue")
-    assert missing.status_code == 401 and "X-User-Id" in missing.json()["detail"]
-    assert missing.headers["www-authenticate"].startswith("X-User-Id")
+    assert missing.status_code == 401 and "Sign in" in missing.json()["detail"]
+    assert missing.headers["www-authenticate"] == "Bearer"
     assert client.get("/api/v1/queue", headers=_who("u_nobody")).status_code == 401
     gone = client.get("/api/v1/queue", headers=_who("u_gone"))
-    assert gone.status_code == 401 and "unknown or inactive" in gone.json()["detail"]
+    assert gone.status_code == 401 and "unknown, expired or revoked" in gone.json()["detail"]
     tutor = client.get("/api/v1/queue", headers=_who("u_tutor"))
-    assert tutor.status_code == 403 and "for staff" in tutor.json()["detail"]
+    assert tutor.status_code == 403 and "tutor role may not" in tutor.json()["detail"]
     assert client.post("/api/v1/queue/q-over/claim", headers=_who("u_tutor")).status_code == 403
     assert client.get("/api/v1/queue/q-over", headers=_who("u_tutor")).status_code == 403
     wide = client.get("/api/v1/queue", params={"scope": "all"}, headers=_who(MARCUS))
@@ -243,9 +251,10 @@ def test_tutor_history_has_every_step_newest_first_with_events(world) -> None:  
 
 def test_old_list_still_answers(world) -> None:  # noqa: ANN001
     client, _, _ = world
-    body = client.get("/api/v1/interventions", params={"kind": "automated"}).json()
+    assert client.get("/api/v1/interventions").status_code == 401
+    body = client.get("/api/v1/interventions", params={"kind": "automated"}, headers=_who(SARAH)).json()
     assert [i["intervention_id"] for i in body["items"]] == ["q-auto"]
-    assert client.get("/api/v1/interventions").json()["total"] == 10  # every open row, any kind
+    assert client.get("/api/v1/interventions", headers=_who(SARAH)).json()["total"] == 10  # every open row, any kind
 
 
 # --- the queue page --------------------------------------------------------------------------------------------
@@ -255,16 +264,19 @@ def _page_row(html: str, iid: str) -> str:
     return html[html.rindex("<tr", 0, at):html.index("</tr>", at)]
 
 
-def test_queue_page_picks_a_user_and_shows_their_queue(world) -> None:  # noqa: ANN001
-    client, _, _ = world
+def _sign_in_page(client, engine: Engine, user: str) -> str:  # noqa: ANN001
+    """Signs the test browser in as ``user``; returns the session's CSRF form token."""
+    cookie, csrf = page_session(engine, user)
+    client.cookies.set(SESSION_COOKIE, cookie)
+    return csrf
+
+
+def test_queue_page_shows_the_signed_in_users_queue(world) -> None:  # noqa: ANN001
+    client, engine, _ = world
+    anonymous = client.get("/queue", follow_redirects=False)
+    assert anonymous.status_code == 303 and anonymous.headers["location"].startswith("/login")
+    _sign_in_page(client, engine, MARCUS)
     assert "Intervention queue (9 open)" in client.get("/").text  # home counts every open task, any role
-    anonymous = client.get("/queue").text
-    assert '<label for="user-picker">Acting as</label>' in anonymous and "Sarah Chen (Ops Manager)" in anonymous
-    assert "data-intervention" not in anonymous and "Choose who you are acting as" in anonymous
-    chosen = client.post("/queue/user", data={"user_id": MARCUS, "back": "due=overdue"}, follow_redirects=False)
-    assert chosen.status_code == 303 and chosen.headers["location"] == "/queue?due=overdue"
-    assert "tp_user=u_marcus_reed" in chosen.headers["set-cookie"]
-    client.cookies.set("tp_user", MARCUS)
     html = client.get("/queue").text
     assert html.index('data-intervention="q-esc"') < html.index('data-intervention="q-over"')
     assert "q-mgr" not in html and 'aria-current="page">\n      My role' in html
@@ -284,17 +296,21 @@ def test_queue_page_picks_a_user_and_shows_their_queue(world) -> None:  # noqa: 
 
 def test_queue_page_shows_refusals_on_the_row(world) -> None:  # noqa: ANN001
     client, engine, _ = world
-    assert client.post("/queue/q-over/claim", data={}).status_code == 401  # no user chosen yet
-    client.cookies.set("tp_user", MARCUS)
-    bad = client.post("/queue/q-week/complete", data={"outcome": "great", "notes": "keep me", "back": ""})
+    anonymous = client.post("/queue/q-over/claim", data={}, follow_redirects=False)
+    assert anonymous.status_code == 303 and anonymous.headers["location"].startswith("/login")
+    csrf = _sign_in_page(client, engine, MARCUS)
+    assert client.post("/queue/q-over/claim", data={"back": ""}).status_code == 403  # no CSRF token: refused
+    assert _row(engine, "q-over").status == "pending"
+    bad = client.post("/queue/q-week/complete", data={"outcome": "great", "notes": "keep me", "back": "",
+                                                      "csrf_token": csrf})
     assert bad.status_code == 422
     row = _page_row(bad.text, "q-week")
     assert "Choose an outcome" in row and "keep me" in row and 'role="alert"' in row
-    down = client.post("/queue/q-over/claim", data={"back": "risk=High"})
+    down = client.post("/queue/q-over/claim", data={"back": "risk=High", "csrf_token": csrf})
     assert down.status_code == 503 and "Temporal is unreachable" in _page_row(down.text, "q-over")
     assert 'data-intervention="q-esc"' not in down.text  # the filters of the page it came from are kept
-    assert client.post("/queue/nope/claim", data={}).status_code == 404
-    assert client.post("/queue/q-over/explode", data={}).status_code == 404
+    assert client.post("/queue/nope/claim", data={"csrf_token": csrf}).status_code == 404
+    assert client.post("/queue/q-over/explode", data={"csrf_token": csrf}).status_code == 404
     assert _row(engine, "q-over").status == "pending"
 
 
@@ -362,8 +378,10 @@ async def test_task_actions_round_trip_through_the_workflow(engine: Engine, sett
         approved = await api.post(f"{url}/approve", headers=_who(SARAH))
         assert approved.status_code == 200 and approved.json()["intervention"]["approved_by"] == SARAH
         # The page's form takes the same path.
-        api.cookies.set("tp_user", PRIYA)
-        page = await api.post(f"/queue/{recognition.intervention_id}/claim", data={"back": ""}, follow_redirects=False)
+        cookie, csrf = page_session(engine, PRIYA)
+        api.cookies.set(SESSION_COOKIE, cookie)
+        page = await api.post(f"/queue/{recognition.intervention_id}/claim", data={"back": "", "csrf_token": csrf},
+                              follow_redirects=False)
         assert page.status_code == 303, page.text
         assert _row(engine, recognition.intervention_id).assigned_to == PRIYA
         await handles[recognition.intervention_id].execute_update(

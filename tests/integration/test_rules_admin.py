@@ -31,6 +31,8 @@ from domain.rulesets.dryrun import dry_run
 from domain.rulesets.models import RuleVersion, ShadowDecision
 from domain.scoring.models import ChurnPrediction
 from rules.loader import RulesError
+from tests.auth import as_role
+from tests.integration.web_auth import make_user, sign_in
 from tests.factories import NOW, seed_people
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -264,7 +266,8 @@ def test_shadow_records_what_it_would_have_done_once(engine: Engine, rules_dir: 
 @pytest.fixture
 def client(db_url: str, rules_dir: Path, population: list[str]) -> Iterator[TestClient]:
     app = create_app(Settings(database_url=db_url, rules_dir=rules_dir, temporal_address="127.0.0.1:1"))
-    with TestClient(app) as c:
+    with TestClient(app, base_url="https://testserver") as c:
+        c.headers.update(as_role(app.state.engine, "admin"))
         yield c
 
 
@@ -278,7 +281,6 @@ def test_rules_api(client: TestClient) -> None:
     [problem] = bad.json()["problems"]
     assert (problem["rule"], problem["field"], problem["file"]) == ("a1_high_churn", "rules.0.when.0.value", f"{RS}@draft")
     assert bad.json()["detail"][0]["loc"] == ["body", "content", "rules", "0", "when", "0", "value"]
-    assert client.put(f"{base}/draft", json={"content": rules_text(60)}).status_code == 422  # author missing
     assert client.get(f"{base}/draft").status_code == 404
 
     saved = client.put(f"{base}/draft", json={"author": "ann", "content": rules_text(60)})
@@ -297,7 +299,7 @@ def test_rules_api(client: TestClient) -> None:
     assert [v["version"] for v in client.get(f"{base}/versions").json()] == [1]
 
     published = client.post(f"{base}/draft/publish", json={"author": "ann"})
-    assert published.status_code == 200 and (published.json()["version"], published.json()["author"]) == (2, "ann")
+    assert published.status_code == 200 and (published.json()["version"], published.json()["author"]) == (2, "u_test_admin")
     v2 = client.get(f"{base}/versions/2").json()
     assert v2["status"] == "active" and "value: 60" in v2["content"] and v2["diff"].startswith(f"--- {RS}@v1")
     assert client.post(f"{base}/draft/publish", json={"author": "ann"}).status_code == 404  # no draft any more
@@ -318,38 +320,40 @@ def test_rules_api(client: TestClient) -> None:
 
 def test_rules_pages(client: TestClient) -> None:
     page = f"/rules/{RS}"
+    del client.headers["Authorization"]  # a browser: the session cookie, and a CSRF token on every form
+    csrf = sign_in(client, client.app.state.engine, make_user(client.app.state.engine, "admin", user_id="u_ann"))
     index = client.get("/rules")
     assert index.status_code == 200 and f'href="{page}"' in index.text
     html = client.get(page).text
     assert 'id="version-1"' in html and "<textarea" in html and "a1_high_churn" in html
 
     bad = rules_text(70).replace("value: 70}", "value: high}")
-    refused = client.post(f"{page}/draft", data={"author": "ann", "content": bad, "action": "save"})
+    refused = client.post(f"{page}/draft", data={"csrf_token": csrf, "content": bad, "action": "save"})
     assert refused.status_code == 422
     assert "rule <code>a1_high_churn</code>, field <code>rules.0.when.0.value</code>" in refused.text
     assert "value: high}" in refused.text  # the admin's text is kept in the editor
-    assert client.post(f"{page}/draft", data={"author": " ", "content": rules_text(60), "action": "save"}).status_code == 422
+    assert client.post(f"{page}/draft", data={"content": rules_text(60), "action": "save"}).status_code == 403  # no CSRF
 
-    saved = client.post(f"{page}/draft", data={"author": "ann", "content": rules_text(65), "action": "save"})
-    assert saved.status_code == 200 and "Draft saved" in saved.text and "Saved by ann" in saved.text
+    saved = client.post(f"{page}/draft", data={"csrf_token": csrf, "content": rules_text(65), "action": "save"})
+    assert saved.status_code == 200 and "Draft saved" in saved.text and "Saved by u_ann" in saved.text
     assert "+      - {field: churn_score, op: gte, value: 65}" in saved.text  # the draft's diff against v1
-    discarded = client.post(f"{page}/draft", data={"content": "", "action": "discard"})
-    assert "Draft discarded." in discarded.text and "Saved by ann" not in discarded.text
+    discarded = client.post(f"{page}/draft", data={"csrf_token": csrf, "content": "", "action": "discard"})
+    assert "Draft discarded." in discarded.text and "Saved by u_ann" not in discarded.text
 
-    run = client.post(f"{page}/draft", data={"author": "", "content": rules_text(60), "action": "dry_run"})
+    run = client.post(f"{page}/draft", data={"csrf_token": csrf, "content": rules_text(60), "action": "dry_run"})
     assert run.status_code == 200
     row = re.search(rf'<tr class="changed" data-type="{A1}">(.*?)</tr>', run.text, re.S)
     assert row and re.findall(r'class="num">(\d+)<', row.group(1)) == ["2", "3", "1", "0", "1", "0"]
     assert 'data-tutor="tutor_2"' in run.text
 
-    done = client.post(f"{page}/draft", data={"author": "ann", "content": rules_text(60), "action": "publish"},
+    done = client.post(f"{page}/draft", data={"csrf_token": csrf, "content": rules_text(60), "action": "publish"},
                        follow_redirects=False)
     assert done.status_code == 303 and done.headers["location"].startswith(f"{page}/versions/2")
     version = client.get(done.headers["location"]).text
     assert '<span class="add">+      - {field: churn_score, op: gte, value: 60}' in version and "is active" in version
 
-    shadowed = client.post(f"{page}/versions/1/shadow", data={"author": "bob"})
+    shadowed = client.post(f"{page}/versions/1/shadow", data={"csrf_token": csrf})
     assert shadowed.status_code == 200 and "now runs as shadow" in shadowed.text
     assert "Shadow run: v1" in client.get(page).text
-    assert client.post(f"{page}/versions/2/rollback", data={"author": "bob"}).status_code == 409
+    assert client.post(f"{page}/versions/2/rollback", data={"csrf_token": csrf}).status_code == 409
     assert client.get("/rules/nope").status_code == 404

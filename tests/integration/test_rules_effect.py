@@ -17,6 +17,7 @@ from core.db import session_scope
 from core.types import utcnow
 from domain.interventions.models import Intervention
 from domain.rulesets.models import ShadowDecision
+from tests.auth import account, bearer
 from tests.factories import seed_people
 from workflows.inputs import DecideInput
 
@@ -39,13 +40,14 @@ async def test_a_published_threshold_edit_changes_what_is_created(engine: Engine
     assert _types(engine, settings, before, now) == {"A1_coaching_tips"}  # seeds the store with the shipped v2
 
     app = create_app(settings)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://tp") as api:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://tp",
+                                 headers=bearer(engine, account(engine, "admin", user_id="u_dana"))) as api:
         active = (await api.get("/api/v1/rules/tutor_interventions/versions/2")).json()["content"]
         assert OLD_RULE in active and OLD_TEST in active
 
         # Only the threshold: the rule's own golden test now fails, and the publish is refused, naming both.
         r = await api.post("/api/v1/rules/tutor_interventions/draft/publish",
-                           json={"author": "dana", "content": active.replace(OLD_RULE, NEW_RULE)})
+                           json={"content": active.replace(OLD_RULE, NEW_RULE)})
         assert r.status_code == 422, r.text
         (problem,) = r.json()["problems"]
         assert problem["rule"] == "coaching_tips" and problem["field"].startswith("rules.1.tests.0")
@@ -55,10 +57,10 @@ async def test_a_published_threshold_edit_changes_what_is_created(engine: Engine
 
         # Threshold and golden test together: published as v3, active at once.
         edited = active.replace(OLD_RULE, NEW_RULE).replace(OLD_TEST, NEW_TEST)
-        r = await api.post("/api/v1/rules/tutor_interventions/draft/publish", json={"author": "dana", "content": edited})
+        r = await api.post("/api/v1/rules/tutor_interventions/draft/publish", json={"content": edited})
         assert r.status_code == 200, r.text
         v3 = r.json()
-        assert v3["version"] == 3 and v3["author"] == "dana" and "+      - {field: metrics_below_threshold, op: gt, value: 2}" in v3["diff"]
+        assert v3["version"] == 3 and v3["author"] == "u_dana" and "+      - {field: metrics_below_threshold, op: gt, value: 2}" in v3["diff"]
 
     assert _types(engine, settings, after, now) == set()  # two metrics below threshold no longer reach A1
     with session_scope(engine) as db:
@@ -67,8 +69,9 @@ async def test_a_published_threshold_edit_changes_what_is_created(engine: Engine
     assert sorted(rows) == [(before, "tutor_interventions@v2"), (refused, "tutor_interventions@v2")]
 
     # Roll back to v2 as a shadow of v3: it records that it would have sent A1, and creates nothing.
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://tp") as api:
-        r = await api.post("/api/v1/rules/tutor_interventions/versions/2/shadow", json={"author": "dana"})
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://tp",
+                                 headers=bearer(engine, account(engine, "admin", user_id="u_dana"))) as api:
+        r = await api.post("/api/v1/rules/tutor_interventions/versions/2/shadow", )
         assert r.status_code == 200, r.text
     assert _types(engine, settings, shadowed, now + timedelta(minutes=1)) == set()
     with session_scope(engine) as db:

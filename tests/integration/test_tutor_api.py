@@ -23,6 +23,7 @@ from domain.evaluation.service import evaluate_tutor
 from domain.scoring.models import ChurnPrediction
 from domain.tutors.models import Tutor
 from rules.scoring import COMPONENTS, load_scoring_rules
+from tests.auth import as_role
 from tests.factories import NOW, feedback_payload, seed_people, session_payload
 from tests.integration.pipeline_helpers import troubled_history
 
@@ -71,6 +72,7 @@ def client(engine: Engine, db_url: str) -> Iterator[TestClient]:
         db.get(Tutor, NEWCOMER).onboarding_date = (NOW + DAY).date()  # outside every rollup: never evaluated
     app = create_app(Settings(database_url=db_url, temporal_address="127.0.0.1:1"))
     with TestClient(app) as c:
+        c.headers.update(as_role(engine, "admin"))
         sessions = steady_history() + troubled_history(TROUBLED, NOW)
         assert c.post("/api/v1/sessions", json=sessions).status_code == 201
         first = next(s for s in sessions if s["student_id"] == "student_6" and s["session_number"] == 1)

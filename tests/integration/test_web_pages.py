@@ -1,23 +1,34 @@
-"""Home, queue and the interventions/KPI API against a seeded SQLite database, with Temporal unreachable."""
+"""The pages under accounts: Home, the queue and the rules pages, each behind its Policy; KPIs API alongside.
+
+Runs on SQLite and PostgreSQL (the migrated `engine` fixture) with Temporal unreachable. Signed-in sessions come
+from tests/integration/web_auth.py; the sign-in form itself is tests/integration/test_login.py's.
+"""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlmodel import Session, SQLModel
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
-import domain.registry  # noqa: F401 - every table on the metadata before create_all
 from api.main import create_app
 from core.config import Settings
-from core.db import get_engine
+from core.db import session_scope
+from domain.audit.models import AuditLog
 from domain.feedback.models import StudentFeedback
 from domain.interventions.models import Intervention, InterventionStatus
+from domain.rulesets import service as ruleset_service
+from domain.rulesets.models import RuleVersion
 from domain.scoring.models import ChurnPrediction, RiskLevel
 from domain.sessions.models import TutoringSession
 from domain.students.models import Student
 from domain.tutors.models import Tutor, TutorStatus
+from domain.users.models import User
+from tests.integration.web_auth import csrf_tokens, make_user, sign_in
 
 NOW = datetime.now(UTC)
 DAY = timedelta(days=1)
@@ -96,41 +107,30 @@ def _seed(db: Session) -> None:
 
 
 @pytest.fixture
-def app_and_engine(tmp_path):
-    url = f"sqlite:///{tmp_path}/t.db"
-    engine = get_engine(url)
-    SQLModel.metadata.create_all(engine)
+def world(engine: Engine, settings: Settings) -> Iterator[tuple[TestClient, Engine]]:
     with Session(engine) as db:
         _seed(db)
+    for role in ("ops_manager", "people_ops", "admin"):
+        make_user(engine, role, name=f"{role.replace('_', ' ').title()} Person")
+    make_user(engine, "tutor", tutor_id="t1")
     # Port 1 is closed: every Temporal call fails, as when the server is down.
-    app = create_app(Settings(database_url=url, temporal_address="127.0.0.1:1"))
-    yield app, engine
-    engine.dispose()
+    app = create_app(settings.model_copy(update={"temporal_address": "127.0.0.1:1"}))
+    # https: the session cookie is Secure (settings.cookie_secure).
+    with TestClient(app, base_url="https://testserver") as client:
+        yield client, engine
 
 
 @pytest.fixture
-def client(app_and_engine):
-    with TestClient(app_and_engine[0]) as c:
-        yield c
+def client(world: tuple[TestClient, Engine]) -> TestClient:
+    """Signed in as the ops manager."""
+    client, engine = world
+    sign_in(client, engine, _user(engine, "u_ops_manager"))
+    return client
 
 
-class FakeHandle:
-    def __init__(self, client: FakeTemporal, workflow_id: str):
-        self.client, self.workflow_id = client, workflow_id
-
-    async def signal(self, name: str, arg) -> None:  # noqa: ANN001
-        if self.client.error:
-            raise self.client.error
-        self.client.signals.append((self.workflow_id, name, arg))
-
-
-class FakeTemporal:
-    def __init__(self, error: Exception | None = None):
-        self.signals: list = []
-        self.error = error
-
-    def get_workflow_handle(self, workflow_id: str) -> FakeHandle:
-        return FakeHandle(self, workflow_id)
+def _user(engine: Engine, user_id: str) -> User:
+    with Session(engine, expire_on_commit=False) as db:
+        return db.get(User, user_id)
 
 
 def _card(html: str, key: str) -> str:
@@ -177,8 +177,8 @@ def test_home_shows_kpis_alerts_and_queue(client):
     assert NOW.strftime("%d %B %Y") in html
 
 
-def test_alert_without_open_task_recommends_review(client, app_and_engine):
-    engine = app_and_engine[1]
+def test_alert_without_open_task_recommends_review(client, world):
+    engine = world[1]
     with Session(engine) as db:
         db.get(Intervention, "i-overdue").status = InterventionStatus.cancelled
         db.commit()
@@ -217,3 +217,127 @@ def test_api_kpis(client):
     rates = {k["key"]: k["raw"] for k in earlier["kpis"]}
     assert rates["no_show_rate"] == pytest.approx(1 / 5) and rates["first_session_success"] == pytest.approx(1.0)
     assert rates["at_risk_tutors"] == 0
+
+
+# --- accounts on the pages -------------------------------------------------------------------------------------
+
+def _nav(html: str) -> list[str]:
+    nav = html.split('<nav aria-label="Main">')[1].split("</nav>")[0]
+    return re.findall(r'<a href="([^"]+)"', nav)
+
+
+def _assert_no_inline_css_or_js(html: str) -> None:
+    # Served with style-src 'self' and script-src 'self': inline blocks and attributes would be blocked.
+    assert "<style" not in html and " style=" not in html and "<script" not in html, "inline CSS/JS on a page"
+
+
+def _every_post_form_has(html: str, token: str) -> None:
+    forms = re.findall(r'<form[^>]*method="post"[^>]*>(.*?)</form>', html, re.S)
+    assert forms
+    for form in forms:
+        assert f'name="csrf_token" value="{token}"' in form, form[:200]
+
+
+def test_nav_shows_what_the_role_may_open_and_who_is_signed_in(world):
+    client, engine = world
+    pages = {"u_ops_manager": ["/", "/queue", "/account", "/api/docs"],
+             "u_people_ops": ["/", "/queue", "/account", "/api/docs"],
+             "u_admin": ["/", "/queue", "/rules", "/admin/users", "/admin/audit", "/account", "/api/docs"],
+             "u_tutor": ["/account"]}
+    for user_id, links in pages.items():
+        user = _user(engine, user_id)
+        token = sign_in(client, engine, user)
+        html = client.get("/account").text
+        assert _nav(html) == links, user_id
+        assert f'<strong id="signed-in-name">{user.name}</strong>' in html
+        assert f"Signed in as <strong>{user.name}</strong>" in html
+        _every_post_form_has(html, token)  # the header's sign-out form and the page's own
+        assert 'action="/logout"' in html
+
+
+def test_home_and_queue_for_staff_with_csrf_on_every_form(client, world):
+    engine = world[1]
+    token = sign_in(client, engine, _user(engine, "u_people_ops"))
+    home = client.get("/")
+    assert home.status_code == 200
+    _assert_no_inline_css_or_js(home.text)
+    page = client.get("/queue")
+    assert page.status_code == 200
+    html = page.text
+    _assert_no_inline_css_or_js(html)
+    # The signed-in account acts: no "acting as" picker, but the assignee picker lists the active staff.
+    assert "user-picker" not in html and 'action="/queue/user"' not in html
+    assert 'data-intervention="i-overdue"' in html and 'action="/queue/i-overdue/claim"' in html
+    assert "My role (People Ops)" in html
+    assert '<option value="u_ops_manager">Ops Manager Person (Ops Manager)</option>' in html
+    assert "u_tutor" not in html
+    _every_post_form_has(html, token)
+    assert set(csrf_tokens(html)) == {token}
+    assert client.get("/queue?scope=all").status_code == 403  # a People Ops account may not list every role
+
+
+def test_queue_post_needs_the_sessions_csrf_token(client, world):
+    engine = world[1]
+    token = sign_in(client, engine, _user(engine, "u_people_ops"))
+    refused = client.post("/queue/i-overdue/claim", data={"back": ""})
+    assert refused.status_code == 403 and "CSRF" in refused.text
+    other = sign_in(TestClient(client.app), engine, _user(engine, "u_ops_manager"))  # another session's token
+    assert client.post("/queue/i-overdue/claim", data={"back": "", "csrf_token": other}).status_code == 403
+    # With its own token the post reaches the workflow, which is unreachable here: the row says so.
+    down = client.post("/queue/i-overdue/claim", data={"back": "", "csrf_token": token})
+    assert down.status_code == 503 and "Temporal is unreachable" in _task_row(down.text, "i-overdue")
+    bad = client.post("/queue/i-overdue/complete", data={"outcome": "great", "back": "", "csrf_token": token})
+    assert bad.status_code == 422 and "Choose an outcome" in _task_row(bad.text, "i-overdue")
+    assert _row(engine, "i-overdue").status == "pending"
+
+
+def test_pages_refuse_other_roles_and_anonymous(world):
+    client, engine = world
+    anonymous = client.get("/queue?risk=High", follow_redirects=False)
+    assert anonymous.status_code == 303 and anonymous.headers["location"] == "/login?next=/queue%3Frisk%3DHigh"
+    post = client.post("/queue/i-overdue/claim", data={"back": ""}, follow_redirects=False)
+    assert post.status_code == 303 and post.headers["location"] == "/login"
+    assert client.get("/rules", follow_redirects=False).headers["location"] == "/login?next=/rules"
+    assert client.get("/api/v1/kpis").status_code == 401  # under /api: JSON, not a redirect
+
+    sign_in(client, engine, _user(engine, "u_ops_manager"))
+    refused = client.get("/rules")
+    assert refused.status_code == 403 and "Not allowed" in refused.text and "ops_manager" in refused.text
+    assert _nav(refused.text) == ["/", "/queue", "/account", "/api/docs"]  # the error page knows who is asking
+    missing = client.get("/no-such-page")
+    assert missing.status_code == 404 and "Not found" in missing.text
+    assert client.get("/api/v1/no-such").json() == {"detail": "Not Found"}
+
+
+def test_rules_pages_are_admin_only_and_record_the_signed_in_admin(world, settings):
+    client, engine = world
+    with session_scope(engine) as db:
+        ruleset = ruleset_service.seed(db, rules_dir=settings.rules_dir)
+        content = ruleset_service.get_active(db, ruleset).content
+    token = sign_in(client, engine, _user(engine, "u_admin"))
+    index = client.get("/rules")
+    assert index.status_code == 200 and f'href="/rules/{ruleset}"' in index.text
+    page = client.get(f"/rules/{ruleset}").text
+    _assert_no_inline_css_or_js(page)
+    assert 'name="author"' not in page and "Saved and published as Admin Person (u_admin)" in page
+    _every_post_form_has(page, token)
+
+    draft = {"content": content, "action": "save"}
+    assert client.post(f"/rules/{ruleset}/draft", data=draft).status_code == 403  # no CSRF token
+    saved = client.post(f"/rules/{ruleset}/draft", data={**draft, "csrf_token": token, "author": "mallory"})
+    assert saved.status_code == 200 and "Saved by u_admin" in saved.text and "mallory" not in saved.text
+    published = client.post(f"/rules/{ruleset}/draft", data={**draft, "action": "publish", "csrf_token": token},
+                            follow_redirects=False)
+    assert published.status_code == 303
+    version = client.get(published.headers["location"]).text
+    assert "<dt>Author</dt><dd>u_admin</dd>" in version
+    _assert_no_inline_css_or_js(version)
+    _every_post_form_has(version, token)
+    with Session(engine) as db:
+        row = db.execute(select(RuleVersion).where(RuleVersion.ruleset == ruleset, RuleVersion.status == "active")
+                         ).scalar_one()
+        audit = db.execute(select(AuditLog).where(AuditLog.resource_type == "rule_version")).scalars().all()
+    assert row.author == "u_admin" and [a.actor for a in audit] == ["u_admin"]
+    missing = client.get(f"/rules/{ruleset}/versions/99")
+    assert missing.status_code == 404
+    _assert_no_inline_css_or_js(missing.text)

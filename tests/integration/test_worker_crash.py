@@ -26,6 +26,7 @@ from domain.notifications.delivery import smtp_message_id
 from domain.notifications.sink import MailSink, SinkController, read_mail
 from domain.sessions.models import TutoringSession
 from rules.interventions import active_intervention_rules
+from tests.auth import as_role
 from tests.factories import seed_people
 from tests.integration.pipeline_helpers import eventually, troubled_history
 from workflows.schedules import evaluation_schedule_ids, sweep_schedule_id
@@ -104,7 +105,8 @@ async def test_kill_minus_nine_loses_nothing_and_duplicates_nothing(
                          if m.status == "sending" and (h := smtp_message_id(m.message_id)) in held)
 
     try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://tp") as api:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://tp",
+                                     headers=as_role(engine, "service")) as api:
             async def post(group: list[str]) -> None:
                 for body in (s for t in group for s in history[t]):  # one session per request: many evaluations
                     r = await api.post("/api/v1/sessions", json=body)

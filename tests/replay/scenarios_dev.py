@@ -39,6 +39,7 @@ from tests.replay.common import (
 from workflows.inputs import RollupInput, SweepInput, SynthTickInput, TrendsInput
 from workflows.model import ModelRetrainWorkflow
 from workflows.periodic import PopulationRollupWorkflow, SweepWorkflow, SynthTickWorkflow, WeeklyTrendsWorkflow
+from workflows.retention import RetentionInput, RetentionWorkflow
 from workflows.schedules import model_retrain_input
 from workflows.tutor_lifecycle import TutorLifecycleWorkflow
 
@@ -88,9 +89,18 @@ async def sweep_pending(ctx: Ctx) -> None:
     await ctx.rec.save(handle, "sweep_pending_sessions")
 
 
+async def retention_purge(ctx: Ctx) -> None:
+    """The daily retention run: purges nothing on a young database, and writes its audit row."""
+    q = ctx.settings.temporal_task_queue
+    handle = await ctx.client.start_workflow(RetentionWorkflow.run, RetentionInput(), id=f"retention-{q}", task_queue=q)
+    await handle.result()
+    await ctx.rec.save(handle, "retention")
+
+
 SPINE = [
     Scenario(("tutor_lifecycle_two_signals",), lifecycle_two_signals),
     Scenario(("sweep_pending_sessions",), sweep_pending),
+    Scenario(("retention",), retention_purge),
 ]
 
 
