@@ -3,7 +3,7 @@
 The first admin of an install is made here (the API and pages need an admin to make accounts). Passwords are
 read with getpass (twice, to catch a typo), from stdin with --password-stdin (one line, for scripts), or made
 up with --generate and shown once; never taken as an argument, where the shell history and `ps` would keep it.
-The account operations are the admin API's (api.routes.users), so the CLI refuses and audits the same way.
+The account operations are the admin API's (domain.users.accounts), so the CLI refuses and audits the same way.
 
 Exit codes: 0 done, 2 bad input (the message names the field).
 """
@@ -103,7 +103,7 @@ def _read_password(args: argparse.Namespace) -> tuple[str, bool]:
 
 
 def _run(settings: Settings | None, change) -> int:  # noqa: ANN001 - a callable(db) -> None
-    from api.routes.users import LastAdmin
+    from domain.users.accounts import LastAdmin
     from core.db import get_engine, session_scope
     from core.migrate import upgrade
     from domain.users.service import AccountError
@@ -127,7 +127,7 @@ def _actor() -> dict:
 
 
 def create_command(args: argparse.Namespace, *, settings: Settings | None = None) -> int:
-    from api.routes.users import create_account
+    from domain.users.accounts import create_account
 
     try:
         password, generated = _read_password(args)
@@ -159,7 +159,7 @@ def list_command(args: argparse.Namespace, *, settings: Settings | None = None) 
 
 
 def set_role_command(args: argparse.Namespace, *, settings: Settings | None = None) -> int:
-    from api.routes.users import change_role
+    from domain.users.accounts import change_role
 
     def change(db) -> None:  # noqa: ANN001
         user = change_role(db, args.user_id, **_actor(), role=args.role, tutor_id=args.tutor_id,
@@ -170,7 +170,7 @@ def set_role_command(args: argparse.Namespace, *, settings: Settings | None = No
 
 
 def set_password_command(args: argparse.Namespace, *, settings: Settings | None = None) -> int:
-    from api.routes.users import change_password
+    from domain.users.accounts import change_password
 
     try:
         password, generated = _read_password(args)
@@ -188,7 +188,7 @@ def set_password_command(args: argparse.Namespace, *, settings: Settings | None 
 
 
 def set_active_command(args: argparse.Namespace, *, settings: Settings | None = None) -> int:
-    from api.routes.users import change_active
+    from domain.users.accounts import change_active
 
     def change(db) -> None:  # noqa: ANN001
         user = change_active(db, args.user_id, **_actor(), active=args.active)

@@ -1,7 +1,7 @@
 """Admin pages: the audit log search (/admin/audit) and account administration (/admin/users).
 
 Plain forms, server-rendered. Searches and account changes go through the same code as the JSON API
-(domain.audit.search, api.routes.users), so they refuse, and leave audit rows, the same way. The ADMIN policy
+(domain.audit.search, domain.users.accounts), so they refuse, and leave audit rows, the same way. The ADMIN policy
 checks the role and, on every POST, the form's csrf_token.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from api.actor import client_address
 from api.deps import EngineDep
 from api.policy import AdminActor
-from api.routes.users import LastAdmin, change_active, change_role, create_account
+from domain.users.accounts import LastAdmin, change_active, change_role, create_account
 from core.db import session_scope
 from core.errors import InputError
 from domain.audit import search as audit_search

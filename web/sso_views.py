@@ -239,7 +239,7 @@ def _sign_in(engine: Engine, settings: Settings, claims: dict[str, Any], source:
                                    "to its record (tutorpulse users set-role). Your account was not changed.")
             before = user.role
             user_service.set_role(db, user.user_id, role)  # also ends the sessions the old role had
-            # Ids and roles only, as the admin API's audit rows (api.routes.users): the email is PII.
+            # Ids and roles only, as the admin API's audit rows (domain.users.accounts): the email is PII.
             audit_service.record(db, actor=user.user_id, action="write", resource_type="user",
                                  resource_id=user.user_id, source=source,
                                  details={"change": "role", "role": role, "previous_role": before, "via": "sso",

@@ -38,27 +38,12 @@ def _routes(app: FastAPI) -> list:
     return list(iter_route_contexts(app.routes))
 
 
-def _with_admin_routes(app: FastAPI) -> FastAPI:
-    # api.main includes these routers (the lead's file); until it does, the test includes them itself.
-    from api.routes import audit, users
-    from web import admin_views
-
-    paths = {r.path for r in _routes(app)}
-    if "/api/v1/audit" not in paths:
-        app.include_router(audit.router, prefix="/api/v1")
-    if "/api/v1/users" not in paths:
-        app.include_router(users.router, prefix="/api/v1")
-    if "/admin/users" not in paths:
-        app.include_router(admin_views.router)
-    return app
-
-
 @pytest.fixture
 def app(engine: Engine, settings: Settings) -> FastAPI:
     with session_scope(engine) as db:
         db.add(Tutor(tutor_id="t1", name="Tia Tutor", email="tia@example.com", onboarding_date=date(2025, 1, 6)))
         db.add(Student(student_id="s1", name="Sam Student"))
-    return _with_admin_routes(create_app(settings.model_copy(update={"temporal_address": "127.0.0.1:1"})))
+    return create_app(settings.model_copy(update={"temporal_address": "127.0.0.1:1"}))
 
 
 @pytest.fixture

@@ -33,7 +33,6 @@ from domain.users import service as user_service
 from domain.users.models import User
 from tests.integration.oidc_provider import OIDCProvider, serve
 from tests.integration.web_auth import make_user
-from web import sso_views
 
 pytestmark = pytest.mark.integration
 CLIENT_ID = "tutorpulse-test"
@@ -59,10 +58,7 @@ def sso_settings(settings: Settings, provider: OIDCProvider, **extra: object) ->
 
 
 def app_for(settings: Settings) -> FastAPI:
-    app = create_app(settings)
-    if not any(getattr(r, "path", None) == "/login/sso" for r in app.routes):  # until api.main wires it
-        app.include_router(sso_views.router)
-    return app
+    return create_app(settings)
 
 
 @asynccontextmanager
