@@ -103,9 +103,9 @@ def _read_password(args: argparse.Namespace) -> tuple[str, bool]:
 
 
 def _run(settings: Settings | None, change) -> int:  # noqa: ANN001 - a callable(db) -> None
-    from domain.users.accounts import LastAdmin
     from core.db import get_engine, session_scope
     from core.migrate import upgrade
+    from domain.users.accounts import LastAdmin
     from domain.users.service import AccountError
 
     settings = settings or get_settings()
@@ -126,9 +126,9 @@ def _actor() -> dict:
     return {"by": "system:cli", "source": f"cli:{_who()}"}
 
 
-def create_command(args: argparse.Namespace, *, settings: Settings | None = None) -> int:
-    from domain.users.accounts import create_account
-
+def _with_password(args: argparse.Namespace, settings: Settings | None, act) -> int:  # noqa: ANN001
+    """Reads the password (prompt, stdin or generated), then runs ``act(db, password)``; a generated one is shown
+    once, after the change committed."""
     try:
         password, generated = _read_password(args)
     except Refused as exc:
@@ -136,13 +136,22 @@ def create_command(args: argparse.Namespace, *, settings: Settings | None = None
         return 2
 
     def change(db) -> None:  # noqa: ANN001
-        user = create_account(db, **_actor(), email=args.email, name=args.name, role=args.role, password=password,
-                              tutor_id=args.tutor_id, student_id=args.student_id)
-        print(f"created {user.user_id} ({user.role}) {user.email}")
+        act(db, password)
         if generated:
             print(f"password: {password}\n(shown once: only its hash is stored)")
 
     return _run(settings, change)
+
+
+def create_command(args: argparse.Namespace, *, settings: Settings | None = None) -> int:
+    from domain.users.accounts import create_account
+
+    def act(db, password: str | None) -> None:  # noqa: ANN001
+        user = create_account(db, **_actor(), email=args.email, name=args.name, role=args.role, password=password,
+                              tutor_id=args.tutor_id, student_id=args.student_id)
+        print(f"created {user.user_id} ({user.role}) {user.email}")
+
+    return _with_password(args, settings, act)
 
 
 def list_command(args: argparse.Namespace, *, settings: Settings | None = None) -> int:
@@ -172,19 +181,11 @@ def set_role_command(args: argparse.Namespace, *, settings: Settings | None = No
 def set_password_command(args: argparse.Namespace, *, settings: Settings | None = None) -> int:
     from domain.users.accounts import change_password
 
-    try:
-        password, generated = _read_password(args)
-    except Refused as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-
-    def change(db) -> None:  # noqa: ANN001
+    def act(db, password: str) -> None:  # noqa: ANN001
         user = change_password(db, args.user_id, **_actor(), password=password)
         print(f"password of {user.user_id} set; its sessions and tokens ended")
-        if generated:
-            print(f"password: {password}\n(shown once: only its hash is stored)")
 
-    return _run(settings, change)
+    return _with_password(args, settings, act)
 
 
 def set_active_command(args: argparse.Namespace, *, settings: Settings | None = None) -> int:
