@@ -135,7 +135,6 @@ def run_demo() -> int:
         _wait_port(host, int(port), "temporal", temporal)
         print(f"Temporal dev server on {settings.temporal_address}, UI on http://{host}:8233")
         sink = _start_mail_sink(settings)  # before the worker: its first interventions may send email
-        start("worker", [sys.executable, "-m", "cli.main", "worker"])
         api = start("api", [sys.executable, "-m", "cli.main", "api"])
         _wait_port(settings.api_host, settings.api_port, "api", api)
         print(f"API and pages on http://{settings.api_host}:{settings.api_port}  (docs: /api/docs)")
@@ -156,6 +155,10 @@ def run_demo() -> int:
         from cli.model import ensure_initial_model
 
         ensure_initial_model(settings)  # model scores beside the rule scores from the start
+        # The worker starts once the in-process backfill, evaluations and first model are written: its sweep would
+        # otherwise evaluate the backfilled tutors for today at the same moment and collide on the day's rows.
+        # The tutors signalled above wait in Temporal until it polls.
+        start("worker", [sys.executable, "-m", "cli.main", "worker"])
         from cli.main import main as cli_main
 
         cli_main(["synth", "live"])
