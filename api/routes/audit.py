@@ -3,41 +3,19 @@ updates or deletes an audit row, and the database refuses both (migration 0009).
 (resource_type "audit_log"), so looking at who read what leaves a trace too."""
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
-from pydantic import AwareDatetime, BeforeValidator
 
 from api.actor import client_address
 from api.deps import EngineDep
+from api.params import Instant
 from api.policy import AdminActor
 from api.schemas.admin import PLAIN, AuditEntry, AuditSearchRead
 from core.db import session_scope
 from domain.audit import search as audit_search
 
 router = APIRouter(tags=["audit"])
-RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
-
-
-def _rfc3339(value: Any) -> Any:  # noqa: ANN401 - whatever the query string held
-    """Only what the schema promises (an RFC 3339 date-time): pydantic alone would also take "0.5" as a Unix time."""
-    if not isinstance(value, str):
-        return value
-    if not RFC3339.fullmatch(value):
-        raise ValueError("an RFC 3339 date-time with zone, e.g. 2026-11-20T09:00:00Z")
-    parsed = datetime.fromisoformat(value.upper())
-    try:
-        parsed.astimezone(UTC)  # 0001-01-01T00:00:00+05:00 has no UTC time: refused here, not by the database
-    except OverflowError:
-        raise ValueError("outside the years 1-9999 in UTC") from None
-    return parsed
-
-
-Instant = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
-
-
 Text = Annotated[str | None, Query(pattern=PLAIN)]  # each filter adds its own bound and description below
 
 

@@ -7,9 +7,9 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 
-from api.policy import StaffActor as StaffDep
-from api.params import Offset
 from api.deps import DbDep, SettingsDep
+from api.params import Offset
+from api.policy import StaffActor as StaffDep
 from api.policy import BOOKING
 from core.types import utcnow
 from domain.first_sessions import service

@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import AwareDatetime, BaseModel
+from pydantic import BaseModel
 
-from api.params import Offset
 from api.deps import DbDep, SettingsDep
+from api.params import Instant, Offset
 from api.policy import STAFF
 from api.routes.queue import row_read
 from api.schemas.queue import EffectivenessReportRead, InterventionRow, KindFilter
@@ -53,7 +53,7 @@ def list_interventions(
 @router.get("/interventions/effectiveness", response_model=EffectivenessReportRead,
             summary="PRD §4.4 effectiveness over cases recommended in the last `days` days, overall, per risk "
                     "level and per intervention type x risk level, with the targets", dependencies=[Depends(STAFF)])
-def get_effectiveness(db: DbDep, settings: SettingsDep, as_of: AwareDatetime | None = None,
+def get_effectiveness(db: DbDep, settings: SettingsDep, as_of: Instant | None = None,
                       days: int = Query(90, ge=1, le=730, description="Period length in days")
                       ) -> EffectivenessReportRead:
     now = as_of.astimezone(UTC) if as_of else utcnow()
@@ -65,7 +65,7 @@ def get_effectiveness(db: DbDep, settings: SettingsDep, as_of: AwareDatetime | N
 
 @router.get("/kpis", response_model=KpiReport, tags=["dashboard"],
             summary="System KPIs over the last `days` days, each with its change vs. the period before", dependencies=[Depends(STAFF)])
-def get_kpis(db: DbDep, as_of: AwareDatetime | None = None,
+def get_kpis(db: DbDep, as_of: Instant | None = None,
              days: int = Query(30, ge=7, le=90, description="Period length in days")) -> KpiReport:
     # Prediction days and KPI windows are UTC days; a caller's offset must not shift them.
     now = as_of.astimezone(UTC) if as_of else utcnow()

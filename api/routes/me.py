@@ -15,8 +15,8 @@ from sqlalchemy import and_, distinct, func, select
 from sqlmodel import Session
 
 from api.actor import Actor
-from api.params import Offset
 from api.deps import DbDep
+from api.params import Offset
 from api.policy import StudentActor, TutorActor
 from api.schemas.me import (
     AnonymousFeedback, FeedbackWeekRead, StudentFeedbackPage, StudentFeedbackRead, StudentSessionPage,

@@ -18,9 +18,9 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.actor import Actor
-from api.policy import StaffActor as StaffDep
-from api.params import Offset
 from api.deps import DbDep, EngineDep, TemporalDep
+from api.params import Offset
+from api.policy import StaffActor as StaffDep
 from api.schemas.queue import (
     AssignBody, CancelBody, CaseRead, CompleteBody, DueFilter, EventRead, ExtendBody, InterventionRow, KindFilter,
     NoteBody, QueuePage, Scope, StatusFilter, TaskUpdateResult, TaskViewRead, TutorInterventions,

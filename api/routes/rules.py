@@ -17,8 +17,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from api.actor import Actor
-from api.params import VersionNumber
 from api.deps import DbDep, EngineDep, SettingsDep
+from api.params import VersionNumber
 from api.policy import AdminActor
 from api.schemas.rules import (
     DraftIn, DryRunIn, DryRunRead, ProblemRead, PublishIn, RulesetRead, RulesRefused, RuleVersionDetail,

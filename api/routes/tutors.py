@@ -6,8 +6,8 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 
-from api.params import Offset
 from api.deps import DbDep, SettingsDep
+from api.params import Day, Offset
 from api.policy import STAFF
 from api.schemas.tutors import (
     Component, FlagRead, MetricsReport, MetricsRow, ModelScore, ScoreReport, TierChange, TierName, TierPage,
@@ -75,8 +75,8 @@ def get_metrics(
     tutor_id: str,
     db: DbDep,
     window: Window = Query("30d", description="Metric window"),
-    since: date | None = Query(None, alias="from", description="First calculation day, inclusive"),
-    until: date | None = Query(None, alias="to", description="Last calculation day, inclusive"),
+    since: Day | None = Query(None, alias="from", description="First calculation day, inclusive"),
+    until: Day | None = Query(None, alias="to", description="Last calculation day, inclusive"),
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> MetricsReport:
@@ -96,7 +96,7 @@ def get_score(
     tutor_id: str,
     db: DbDep,
     settings: SettingsDep,
-    on: date | None = Query(None, alias="date", description="Prediction day (UTC); the latest when omitted"),
+    on: Day | None = Query(None, alias="date", description="Prediction day (UTC); the latest when omitted"),
 ) -> ScoreReport:
     view = _found(tutor_service.score, db, tutor_id, tier_window=_tier_window(settings), on=on)
     p = view.prediction
@@ -118,8 +118,8 @@ def get_score(
 def get_tiers(
     tutor_id: str,
     db: DbDep,
-    since: date | None = Query(None, alias="from", description="First day (UTC), inclusive"),
-    until: date | None = Query(None, alias="to", description="Last day (UTC), inclusive"),
+    since: Day | None = Query(None, alias="from", description="First day (UTC), inclusive"),
+    until: Day | None = Query(None, alias="to", description="Last day (UTC), inclusive"),
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> TierPage:
