@@ -2,12 +2,21 @@
 
 # durable-rules ships only an sdist with a C extension, so wheels are built where a compiler exists and the
 # runtime image stays compiler-free.
+# The pages' scripts (htmx, Chart.js) from the npm registry at their locked versions, as `make install` does.
+FROM node:20-slim AS assets
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund --ignore-scripts \
+    && mkdir -p vendor \
+    && cp node_modules/htmx.org/dist/htmx.min.js node_modules/chart.js/dist/chart.umd.min.js vendor/
+
 FROM python:3.12-slim AS build
 RUN apt-get update \
     && apt-get install -y --no-install-recommends build-essential \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
+COPY --from=assets /src/vendor web/static/vendor
 # No [test] extra: the test servers and SMTP sink have no place in production.
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 

@@ -29,8 +29,9 @@ def _api(args: argparse.Namespace) -> int:
     import uvicorn
 
     settings = get_settings()
+    # Open live-update streams (web/live.py) would otherwise hold a restart for their whole lifetime.
     uvicorn.run("api.main:create_app", factory=True, host=args.host or settings.api_host,
-                port=args.port or settings.api_port, log_level="info")
+                port=args.port or settings.api_port, log_level="info", timeout_graceful_shutdown=5)
     return 0
 
 

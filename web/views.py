@@ -1,4 +1,4 @@
-"""Server-rendered pages for ops and People Ops: Home (KPIs, alerts) and the intervention queue.
+"""Server-rendered pages for ops and People Ops: Home (KPIs, alerts, live) and the intervention queue.
 
 The queue acts through the same update path as the JSON API (api.routes.queue.run_task_update): every button
 is a Temporal Update on the case's workflow, which decides whether the transition is legal and writes the row.
@@ -26,10 +26,12 @@ from core.db import session_scope
 from core.errors import InputError
 from core.types import utcnow
 from domain.dashboard import service as dashboard_service
+from domain.dashboard.changes import change_token
 from domain.interventions import queries
 from domain.interventions.models import Intervention, Outcome
 from domain.scoring.models import RiskLevel
 from domain.users import service as user_service
+from web import live
 from web.templating import templates
 from workflows.inputs import TaskCommand
 
@@ -43,21 +45,64 @@ DONE = {"claim": "Claimed", "unclaim": "Returned to the queue", "assign": "Assig
 BACK_TO_QUEUE = ("/queue", "Back to the queue")
 
 
-@router.get("/", response_class=HTMLResponse)
-def home(request: Request, db: DbDep, _actor: StaffActor) -> Response:
-    now = utcnow()
-    items, open_count = queries.list_queue(db, queries.QueueFilters(scope="all"), user_id=None, role=None, now=now,
-                                           limit=HOME_TASKS)
-    return templates.TemplateResponse(request, "home.html", {
+# --- Home and its live parts ------------------------------------------------------------------------------
+# Home is three regions, each a template of its own that a partial route renders alone: static/live.js fetches
+# them again when the page's event stream (web.live) reports a change, so a region looks the same either way.
+
+def _kpi_context(db: Session, now: datetime) -> dict[str, Any]:
+    return {"now": now, "kpis": dashboard_service.kpis(db, now=now)}
+
+
+def _alert_context(db: Session, now: datetime) -> dict[str, Any]:
+    return {
         "now": now,
-        "active": "home",
-        "kpis": dashboard_service.kpis(db, now=now),
         "risk_counts": dashboard_service.risk_counts(db, now=now, levels=dashboard_service.AT_RISK),
         "critical": dashboard_service.critical_alerts(db, now=now),
         "high": dashboard_service.critical_alerts(db, now=now, limit=HIGH_ALERTS, levels=(RiskLevel.high,)),
-        "tasks": [(i.intervention, i.tutor_name) for i in items],
-        "open_count": open_count,
-    })
+    }
+
+
+def _task_context(db: Session, now: datetime) -> dict[str, Any]:
+    items, open_count = queries.list_queue(db, queries.QueueFilters(scope="all"), user_id=None, role=None, now=now,
+                                           limit=HOME_TASKS)
+    return {"now": now, "tasks": [(i.intervention, i.tutor_name) for i in items], "open_count": open_count}
+
+
+HOME_PARTS = {"kpis": _kpi_context, "alerts": _alert_context, "tasks": _task_context}
+
+
+@router.get("/", response_class=HTMLResponse)
+def home(request: Request, db: DbDep, _actor: StaffActor) -> Response:
+    now = utcnow()
+    # The token first: a change committed while the regions are read is then either in them or still ahead of
+    # the token, so the stream reports it and the region is fetched again; it is never lost between the two.
+    context: dict[str, Any] = {"active": "home", "now": now, "live_token": change_token(db, now=now)}
+    for part in HOME_PARTS.values():
+        context.update(part(db, now))
+    return templates.TemplateResponse(request, "home.html", context)
+
+
+def _partial(request: Request, db: Session, part: str) -> Response:
+    return templates.TemplateResponse(request, f"_home_{part}.html", HOME_PARTS[part](db, utcnow()),
+                                      headers={"Cache-Control": "no-store"})
+
+
+@router.get("/partials/home/kpis", response_class=HTMLResponse)
+def home_kpis(request: Request, db: DbDep, _actor: StaffActor) -> Response:
+    return _partial(request, db, "kpis")
+
+
+@router.get("/partials/home/alerts", response_class=HTMLResponse)
+def home_alerts(request: Request, db: DbDep, _actor: StaffActor) -> Response:
+    return _partial(request, db, "alerts")
+
+
+@router.get("/partials/home/tasks", response_class=HTMLResponse)
+def home_tasks(request: Request, db: DbDep, _actor: StaffActor) -> Response:
+    return _partial(request, db, "tasks")
+
+
+router.include_router(live.router)  # the stream the partials above are refreshed by
 
 
 # --- the queue page ---------------------------------------------------------------------------------------

@@ -27,7 +27,8 @@ class StudentFeedback(SQLModel, table=True):
     improvement_areas: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     free_text_feedback: str | None = Field(default=None, max_length=500)
     submitted_at: datetime = Field(sa_type=UTCDateTime)
-    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # Indexed: the live pages' change token reads the newest feedback every second (domain/dashboard/changes.py).
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
 
 
 Rating = int
