@@ -75,6 +75,12 @@ class Visit:
     def close(self) -> None:
         self.page.close()
 
+    def __enter__(self) -> Visit:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
 
 def open_tab(context: BrowserContext, viewport: dict[str, int] | None = None) -> Visit:
     page = context.new_page()

@@ -70,12 +70,9 @@ def _verify(visit: Visit, name: str, *, heading: str, status: int, got_status: i
 
 @pytest.mark.parametrize(("case", "role"), CASES)
 def test_page(site: Site, contexts: Callable, case: PageCase, role: str) -> None:
-    visit = open_tab(contexts(role))
-    try:
+    with open_tab(contexts(role)) as visit:
         response = visit.goto(case.path.format(version=site.world.path_values["version"]))
         _verify(visit, f"{role}-{case.name}", heading=case.heading, status=case.status, got_status=response.status)
-    finally:
-        visit.close()
 
 
 PHONE = (
@@ -91,12 +88,9 @@ PHONE = (
 @pytest.mark.parametrize(("role", "name", "path", "heading"), [pytest.param(*p, id=f"{p[0]}-{p[1]}") for p in PHONE])
 def test_phone_width(site: Site, contexts: Callable, role: str, name: str, path: str, heading: str) -> None:
     """The same checks at 390 x 844, and nothing wider than the screen (wide tables scroll in their own region)."""
-    visit = open_tab(contexts(role), viewport=MOBILE)
-    try:
+    with open_tab(contexts(role), viewport=MOBILE) as visit:
         response = visit.goto(path.format(version=site.world.path_values["version"]))
         _verify(visit, f"{role}-{name}-mobile", heading=heading, status=200, got_status=response.status, phone=True)
-    finally:
-        visit.close()
 
 
 # --- page states reached through a form ----------------------------------------------------------------------
@@ -130,47 +124,37 @@ def test_sign_in(site: Site, browser) -> None:  # noqa: ANN001 - playwright's Br
 
 
 def test_login_refused(site: Site, contexts: Callable) -> None:
-    visit = open_tab(contexts(ANONYMOUS))
-    try:
+    with open_tab(contexts(ANONYMOUS)) as visit:
         visit.goto("/login")
         visit.page.get_by_label("Email").fill(site.user_email(Role.ops_manager.value))
         visit.page.get_by_label("Password").fill(PASSWORD + " but wrong")
         status = _after_submit(visit, "Sign in")
         assert visit.page.get_by_role("alert").inner_text().startswith("That email and password do not match")
         _verify(visit, "anonymous-login-refused", heading=r"Sign in", status=401, got_status=status)
-    finally:
-        visit.close()
 
 
 def test_rules_draft_problems(contexts: Callable) -> None:
     """The editor's validation messages: an unparsable draft comes back with its problems, the field marked."""
-    visit = open_tab(contexts(Role.admin.value))
-    try:
+    with open_tab(contexts(Role.admin.value)) as visit:
         visit.goto(f"/rules/{RULESET}")
         visit.page.get_by_label("Rule set (YAML)").fill("rules: [")
         status = _after_submit(visit, "Validate and save draft")
         assert visit.page.locator("#problems").is_visible()
         assert visit.page.get_by_label("Rule set (YAML)").get_attribute("aria-invalid") == "true"
         _verify(visit, "admin-rules-draft-problems", heading=rf"Rule set {RULESET}", status=422, got_status=status)
-    finally:
-        visit.close()
 
 
 def test_rules_dry_run(contexts: Callable) -> None:
-    visit = open_tab(contexts(Role.admin.value))
-    try:
+    with open_tab(contexts(Role.admin.value)) as visit:
         visit.goto(f"/rules/{RULESET}")
         status = _after_submit(visit, "Dry run against today's tutors")
         assert visit.page.locator("#dry-run").is_visible()
         _verify(visit, "admin-rules-dry-run", heading=rf"Rule set {RULESET}", status=200, got_status=status)
-    finally:
-        visit.close()
 
 
 def test_users_create_refused(contexts: Callable) -> None:
     """Field errors on the account form: each marked invalid and described by its message."""
-    visit = open_tab(contexts(Role.admin.value))
-    try:
+    with open_tab(contexts(Role.admin.value)) as visit:
         visit.goto("/admin/users")
         page = visit.page
         page.get_by_label("Email", exact=True).fill("new.person@example.test")
@@ -179,22 +163,17 @@ def test_users_create_refused(contexts: Callable) -> None:
         status = _after_submit(visit, "Create account")
         assert page.locator("#c-password").get_attribute("aria-invalid") == "true"
         _verify(visit, "admin-users-create-refused", heading=r"Accounts", status=422, got_status=status)
-    finally:
-        visit.close()
 
 
 def test_queue_action_without_temporal(contexts: Callable) -> None:
     """A queue button while Temporal is down: the row says so (503) instead of the page failing."""
-    visit = open_tab(contexts(Role.people_ops.value))
-    try:
+    with open_tab(contexts(Role.people_ops.value)) as visit:
         visit.goto("/queue")
         status = _after_submit(visit, "Claim")
         assert "Temporal is unreachable" in visit.page.locator("#task-1 [role=alert]").inner_text()
         # The assign, extend and cancel forms fold away in <details>: opened, so axe reads them too.
         visit.page.evaluate("document.querySelectorAll('main details').forEach((d) => { d.open = true; })")
         _verify(visit, "people_ops-queue-temporal-down", heading=r"Intervention queue", status=503, got_status=status)
-    finally:
-        visit.close()
 
 
 # --- keyboard ------------------------------------------------------------------------------------------------
@@ -218,8 +197,7 @@ def _unringed_stops(page, stops: int) -> list[str]:  # noqa: ANN001 - playwright
 def test_keyboard_skip_link_and_focus(contexts: Callable) -> None:
     """From the top of a page, Tab reaches the skip link first, in view; every stop after it shows a focus ring
     (the header's links and button on the dark bar included)."""
-    visit = open_tab(contexts(Role.admin.value))
-    try:
+    with open_tab(contexts(Role.admin.value)) as visit:
         visit.goto("/admin/users")
         page = visit.page
         page.keyboard.press("Tab")
@@ -229,21 +207,16 @@ def test_keyboard_skip_link_and_focus(contexts: Callable) -> None:
         assert box and box["x"] >= 0 and box["y"] >= 0, f"the focused skip link is off screen: {box}"
         unseen = _unringed_stops(page, 14)
         assert not unseen, f"no visible focus indicator on {unseen}"
-    finally:
-        visit.close()
 
 
 def test_keyboard_login(contexts: Callable) -> None:
     """The sign-in form starts focused on the email field; its fields and button show a focus ring."""
-    visit = open_tab(contexts(ANONYMOUS))
-    try:
+    with open_tab(contexts(ANONYMOUS)) as visit:
         visit.goto("/login")
         page = visit.page
         assert page.evaluate("document.activeElement.id") == "email"
         unseen = _unringed_stops(page, 3)
         assert not unseen, f"no visible focus indicator on {unseen}"
-    finally:
-        visit.close()
 
 
 # --- the harness itself ---------------------------------------------------------------------------------------
@@ -251,8 +224,7 @@ def test_keyboard_login(contexts: Callable) -> None:
 def test_checks_catch_what_they_look_for(contexts: Callable) -> None:
     """A clean page made wrong on purpose: check() must report the unlabelled field (axe, critical), the inline
     style the CSP refuses and the missing script, or a green run of this file would mean nothing."""
-    visit = open_tab(contexts(ANONYMOUS))
-    try:
+    with open_tab(contexts(ANONYMOUS)) as visit:
         visit.goto("/login")
         visit.page.evaluate("""() => {
             document.querySelector('label[for=email]').remove();
@@ -266,5 +238,3 @@ def test_checks_catch_what_they_look_for(contexts: Callable) -> None:
         assert "axe critical label" in found, found
         assert "CSP violation: style-src-elem blocked inline" in found, found
         assert "/static/vendor/no-such.js answered 404" in found, found
-    finally:
-        visit.close()
