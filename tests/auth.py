@@ -35,10 +35,20 @@ def as_role(engine: Engine, role: str, **links: str) -> dict[str, str]:
     return bearer(engine, account(engine, role, **links))
 
 
-def page_session(engine: Engine, user_id: str) -> tuple[str, str]:
-    """(tp_session cookie value, the session's CSRF form token) for a signed-in browser."""
+def page_session(engine: Engine, user_id: str, *, minutes: int = 60) -> tuple[str, str]:
+    """(tp_session cookie value, the session's CSRF form token) for a signed-in browser, issued through
+    domain.auth like POST /login does (tests/integration/test_login.py covers the form itself)."""
     with session_scope(engine) as db:
         user = db.get(User, user_id)
         assert user is not None, f"no user {user_id}"
-        issued = auth_service.issue(db, user, kind=auth_service.SESSION, minutes=60)
+        issued = auth_service.issue(db, user, kind=auth_service.SESSION, minutes=minutes)
     return issued.token, auth_service.csrf_token(auth_service.token_hash(issued.token))
+
+
+def sign_in(client, engine: Engine, user_id: str, *, minutes: int = 60) -> str:  # noqa: ANN001 - any httpx client
+    """Gives ``client`` a live session cookie for ``user_id``; returns the session's CSRF token for form posts."""
+    from api.actor import SESSION_COOKIE
+
+    cookie, csrf = page_session(engine, user_id, minutes=minutes)
+    client.cookies.set(SESSION_COOKIE, cookie)
+    return csrf

@@ -15,7 +15,6 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from api.actor import SESSION_COOKIE
 from api.main import create_app
 from core.config import Settings
 from core.db import session_scope
@@ -24,7 +23,7 @@ from domain.interventions.models import Intervention, InterventionEvent
 from domain.users import service as user_service
 from domain.users.models import User
 from rules.interventions import active_intervention_rules
-from tests.auth import bearer, page_session
+from tests.auth import bearer, sign_in
 from tests.factories import intervention_row, seed_people
 from workflows.inputs import TaskCommand
 
@@ -264,18 +263,11 @@ def _page_row(html: str, iid: str) -> str:
     return html[html.rindex("<tr", 0, at):html.index("</tr>", at)]
 
 
-def _sign_in_page(client, engine: Engine, user: str) -> str:  # noqa: ANN001
-    """Signs the test browser in as ``user``; returns the session's CSRF form token."""
-    cookie, csrf = page_session(engine, user)
-    client.cookies.set(SESSION_COOKIE, cookie)
-    return csrf
-
-
 def test_queue_page_shows_the_signed_in_users_queue(world) -> None:  # noqa: ANN001
     client, engine, _ = world
     anonymous = client.get("/queue", follow_redirects=False)
     assert anonymous.status_code == 303 and anonymous.headers["location"].startswith("/login")
-    _sign_in_page(client, engine, MARCUS)
+    sign_in(client, engine, MARCUS)
     assert "Intervention queue (9 open)" in client.get("/").text  # home counts every open task, any role
     html = client.get("/queue").text
     assert html.index('data-intervention="q-esc"') < html.index('data-intervention="q-over"')
@@ -298,7 +290,7 @@ def test_queue_page_shows_refusals_on_the_row(world) -> None:  # noqa: ANN001
     client, engine, _ = world
     anonymous = client.post("/queue/q-over/claim", data={}, follow_redirects=False)
     assert anonymous.status_code == 303 and anonymous.headers["location"].startswith("/login")
-    csrf = _sign_in_page(client, engine, MARCUS)
+    csrf = sign_in(client, engine, MARCUS)
     assert client.post("/queue/q-over/claim", data={"back": ""}).status_code == 403  # no CSRF token: refused
     assert _row(engine, "q-over").status == "pending"
     bad = client.post("/queue/q-week/complete", data={"outcome": "great", "notes": "keep me", "back": "",
@@ -378,8 +370,7 @@ async def test_task_actions_round_trip_through_the_workflow(engine: Engine, sett
         approved = await api.post(f"{url}/approve", headers=_who(SARAH))
         assert approved.status_code == 200 and approved.json()["intervention"]["approved_by"] == SARAH
         # The page's form takes the same path.
-        cookie, csrf = page_session(engine, PRIYA)
-        api.cookies.set(SESSION_COOKIE, cookie)
+        csrf = sign_in(api, engine, PRIYA)
         page = await api.post(f"/queue/{recognition.intervention_id}/claim", data={"back": "", "csrf_token": csrf},
                               follow_redirects=False)
         assert page.status_code == 303, page.text

@@ -5,13 +5,12 @@ import re
 
 from sqlalchemy.engine import Engine
 
-from api.actor import SESSION_COOKIE
 from core.db import session_scope
-from domain.auth import service as auth_service
 from domain.users import service as user_service
 from domain.users.models import User
+from tests.auth import PASSWORD
+from tests.auth import sign_in as auth_sign_in
 
-PASSWORD = "correct horse battery staple"
 _CSRF = re.compile(r'name="csrf_token" value="([^"]*)"')
 
 
@@ -24,15 +23,8 @@ def make_user(engine: Engine, role: str, *, user_id: str | None = None, name: st
 
 
 def sign_in(client, engine: Engine, user: User, *, minutes: int = 60) -> str:  # noqa: ANN001 - any httpx client
-    """Gives ``client`` a live session cookie for ``user``; returns the session's CSRF token for form posts.
-
-    The token is issued through domain.auth like POST /login does; tests/integration/test_login.py covers the
-    form itself (its CSRF nonce, rate limit and cookie flags).
-    """
-    with session_scope(engine) as db:
-        issued = auth_service.issue(db, user, kind=auth_service.SESSION, minutes=minutes)
-    client.cookies.set(SESSION_COOKIE, issued.token)
-    return auth_service.csrf_token(auth_service.token_hash(issued.token))
+    """tests.auth.sign_in for a User row."""
+    return auth_sign_in(client, engine, user.user_id, minutes=minutes)
 
 
 def csrf_tokens(html: str) -> list[str]:
