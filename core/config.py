@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     # older keys, still accepted for reading while rows are re-encrypted (rotation).
     pii_key: SecretStr | None = None
     pii_previous_keys: SecretStr | None = None
+    # argon2id cost (argon2-cffi's recommended defaults); a stored hash made with other values is upgraded at sign-in.
+    password_hash_time_cost: int = Field(default=3, ge=1)
+    password_hash_memory_kib: int = Field(default=65536, ge=64)
     access_token_minutes: int = Field(default=60, gt=0)      # OAuth2 bearer tokens (API)
     session_minutes: int = Field(default=480, gt=0)          # page session cookie
     # Secure cookies; browsers accept them on http://127.0.0.1 and localhost, so the demo keeps the default.

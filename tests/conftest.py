@@ -22,6 +22,9 @@ from core.migrate import upgrade
 # the next, and the suite must not generate keys into the checkout's var/.
 os.environ.setdefault("PII_KEY", "dGVzdC1waWkta2V5LXRlc3QtcGlpLWtleS10ZXN0LXA=")
 os.environ.setdefault("SECRET_KEY", "dGVzdC1zZWNyZXQta2V5LXRlc3Qtc2VjcmV0LWtleSE=")
+# Cheap argon2 for the suite's hundreds of test accounts (the algorithm and code path are the production ones).
+os.environ.setdefault("PASSWORD_HASH_TIME_COST", "1")
+os.environ.setdefault("PASSWORD_HASH_MEMORY_KIB", "1024")
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 BIN = Path(sys.executable).parent
