@@ -56,7 +56,7 @@ demo: install
 	$(BIN)/tutorpulse demo
 
 test: install browser
-	$(BIN)/python -m pytest -q -ra
+	$(BIN)/python -m pytest -q -ra -n auto --dist loadfile --no-loadscope-reorder
 
 # Re-records the workflow histories replayed by tests/replay (read tests/replay/README.md first).
 histories: install

@@ -13,6 +13,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.evaluation import EvaluationActivities, SweepActivities
+from activities.feedback_reminder import FeedbackReminderActivities
 from activities.interventions import InterventionActivities
 from activities.model import ModelActivities
 from activities.model_scoring import ModelScoringActivities
@@ -27,6 +28,7 @@ from rules.interventions import active_intervention_rules
 from rules.scoring import active_scoring_rules
 from synth.label_feed import churn_labels
 from workflows.automated import AutomatedInterventionWorkflow
+from workflows.feedback_reminder import FeedbackReminderWorkflow
 from workflows.human_task import HumanTaskWorkflow
 from workflows.program import ProgramWorkflow
 from workflows.periodic import PopulationRollupWorkflow, SweepWorkflow, SynthTickWorkflow, WeeklyTrendsWorkflow
@@ -37,7 +39,8 @@ from workflows.schedules import ensure_evaluation_schedules, ensure_model_retrai
 from workflows.tutor_lifecycle import TutorLifecycleWorkflow
 
 WORKFLOWS = [TutorLifecycleWorkflow, AutomatedInterventionWorkflow, HumanTaskWorkflow, ProgramWorkflow, SweepWorkflow,
-             SynthTickWorkflow, PopulationRollupWorkflow, WeeklyTrendsWorkflow, ModelRetrainWorkflow, RetentionWorkflow]
+             SynthTickWorkflow, PopulationRollupWorkflow, WeeklyTrendsWorkflow, ModelRetrainWorkflow, RetentionWorkflow,
+             FeedbackReminderWorkflow]
 
 
 def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecutor, *, task_queue: str | None = None) -> Worker:
@@ -50,6 +53,7 @@ def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecuto
     rollup = RollupActivities(engine=engine, settings=settings, client=client)
     model_scoring = ModelScoringActivities(engine=engine, settings=settings)
     retention = RetentionActivities(engine=engine, settings=settings)
+    feedback_reminder = FeedbackReminderActivities(engine=engine, settings=settings)
     # The one place the worker takes churn labels from a synthetic world's departure records (synth.label_feed:
     # None on real data, where the inactivity definition labels).
     model = ModelActivities(engine=engine, settings=settings, truth_for=churn_labels)
@@ -63,6 +67,7 @@ def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecuto
             interventions.check_follow_up, interventions.withdraw_messages, notifications.deliver_email,
             rollup.evaluate_population, rollup.store_weekly_trends, rollup.signal_tutors,
             model_scoring.score_population, model.train_candidate, model.decide_promotion, retention.purge_expired,
+            feedback_reminder.queue_feedback_reminder,
         ],
         # SQL and durable-rules are synchronous: they run on this pool, off the event loop.
         activity_executor=executor,

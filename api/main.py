@@ -102,6 +102,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(rules_views.router)
     WEB_STATIC.mkdir(parents=True, exist_ok=True)
     app.mount("/static", StaticFiles(directory=WEB_STATIC), name="static")
+    from web import portal_views  # the tutor portal: tutors' own pages
+    app.include_router(portal_views.router)
+    from web import profile_views  # the tutor profile deep dive (staff)
+    app.include_router(profile_views.router)
+    from web import feedback_views  # the student's feedback page (a signed link, no sign-in)
+    app.include_router(feedback_views.router)
+    from web import analytics_views  # Analytics & Reporting, its CSV and PDF
+    app.include_router(analytics_views.router)
     app.include_router(views.router)
     app.openapi = lambda: build_openapi(app, ingest.BODY_MODELS)
     return app

@@ -101,6 +101,11 @@ class Settings(BaseSettings):
     oidc_scopes: str = "openid email profile"
     # The id-token claim naming the TutorPulse role; an account must still exist (matched by email) to sign in.
     oidc_role_claim: str | None = None
+    # Student feedback (PRD UI System 3): when no feedback has arrived this long after a session's feedback link
+    # was issued, the student gets one email reminder. A workflow timer, so multiplied by time_scale like the rest.
+    feedback_reminder_hours: float = Field(default=24, gt=0)
+    # Where people reach the pages, for the links in emails (None: http://api_host:api_port, the local demo).
+    public_url: str | None = None
 
     @model_validator(mode="after")
     def _models_dir(self) -> Settings:
@@ -133,6 +138,10 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def site_url(self) -> str:
+        return (self.public_url or f"http://{self.api_host}:{self.api_port}").rstrip("/")
 
 
 @lru_cache

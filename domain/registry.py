@@ -19,6 +19,7 @@ from domain.students.models import Student
 from domain.tiers.models import TierCutoffs, TierHistory
 from domain.trends.models import WeeklyTrend
 from domain.tutors.models import Tutor
+from domain.tutors.notes import TutorNote  # noqa: F401 - manager notes on the tutor profile
 from domain.users.models import User
 from synth.models import SynthWorld
 

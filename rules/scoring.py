@@ -80,6 +80,9 @@ class PoorFirstSession(_Strict):
     late_start_over_minutes: int = Field(ge=0)
     min_share: float = Field(ge=0, le=1)
     bump: float = Field(ge=0, le=100)
+    # What a first-session "would not work with this tutor again" (Probably not / No) does: nothing, count as one
+    # more poor first session, or raise the flag by itself whatever the share (the PRD's UI System 3 wording).
+    not_again: Literal["ignore", "counts_as_poor", "flags_at_once"] = "ignore"
 
 
 class HighReschedule(_Strict):

@@ -46,32 +46,59 @@ def postgres_ok() -> bool:
     return ok
 
 
-def _fresh_pg_database() -> tuple[str, str]:
-    name = f"tp_test_{uuid.uuid4().hex[:12]}"
+def _pg_admin(sql: str) -> None:
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return name, f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+        conn.execute(sql)
 
 
-def _drop_pg_database(name: str, engine: Engine) -> None:
-    engine.dispose()
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+def _drop_pg_database(name: str, engine: Engine | None = None) -> None:
+    if engine is not None:
+        engine.dispose()
+    _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# Each test gets a fresh database, but the Alembic history runs once per session and kind: the migrated result is
+# a template that every test's database is copied from (a file copy on SQLite, CREATE DATABASE ... TEMPLATE on
+# PostgreSQL). tests/integration/test_migrations.py runs the history itself on empty databases.
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "tutorpulse.db"
+    url = f"sqlite:///{path}"
+    upgrade(url)
+    get_engine(url).dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_template(postgres_ok: bool) -> Iterator[str | None]:
+    if not postgres_ok:
+        yield None
+        return
+    name = f"tp_template_{uuid.uuid4().hex[:12]}"
+    _pg_admin(f'CREATE DATABASE "{name}"')
+    url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    upgrade(url)
+    get_engine(url).dispose()  # a template must have no connections while it is copied
+    yield name
+    _drop_pg_database(name)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path, postgres_ok: bool) -> Iterator[str]:
-    """A migrated, empty database of each kind (the Alembic history runs on both)."""
+    """A migrated, empty database of each kind, copied from the session's migrated template."""
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'tutorpulse.db'}"
-        upgrade(url)
+        path = tmp_path / "tutorpulse.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        url = f"sqlite:///{path}"
         yield url
         get_engine(url).dispose()
         return
     if not postgres_ok:
         pytest.skip("PostgreSQL on 127.0.0.1:5432 unreachable (CI requires it)")
-    name, url = _fresh_pg_database()
-    upgrade(url)
+    template = request.getfixturevalue("pg_template")
+    name = f"tp_test_{uuid.uuid4().hex[:12]}"
+    _pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
     yield url
     _drop_pg_database(name, get_engine(url))
 
@@ -126,3 +153,17 @@ async def temporal_client(temporal_env: WorkflowEnvironment, settings: Settings)
             await client.get_workflow_handle(execution.id, run_id=execution.run_id).terminate("test finished")
         except Exception:  # noqa: BLE001, S110 - it may have finished meanwhile
             pass
+
+
+# The slowest files start first: `make test` spreads whole files over the cores (pytest-xdist, --dist loadfile,
+# --no-loadscope-reorder: in this order rather than by test count), so
+# the run lasts at least as long as its longest file, and one that starts last makes the others wait for it.
+SLOW_FIRST = ("tests/integration/test_worker_crash.py", "tests/integration/test_schemathesis.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        path = item.nodeid.split("::", 1)[0]
+        return SLOW_FIRST.index(path) if path in SLOW_FIRST else len(SLOW_FIRST)
+
+    items.sort(key=rank)  # stable: the order inside a file, and of the other files, is kept

@@ -6,22 +6,29 @@ checks the role and, on every POST, the form's csrf_token.
 """
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import Select
+from sqlalchemy.engine import Engine
 
 from api.actor import client_address
 from api.deps import EngineDep
 from api.policy import AdminActor
 from domain.users.accounts import LastAdmin, change_active, change_role, create_account
 from core.db import session_scope
-from core.errors import InputError
+from core.errors import InputError, field_error
+from domain.audit import service as audit_service
+from domain.audit.models import AuditLog
 from domain.audit import search as audit_search
 from domain.users import service as user_service
 from domain.users.models import Role
+from web.export import csv_response
 from web.templating import templates
 
 router = APIRouter(include_in_schema=False)
@@ -177,3 +184,51 @@ def set_active(request: Request, user_id: str, engine: EngineDep, actor: AdminAc
     except (user_service.AccountError, LastAdmin) as exc:
         return _row_refusal(request, engine, user_id, exc)
     return _done("activated" if active == "true" else "deactivated", user_id)
+
+
+# --- CSV downloads (admin only). Both leave an audit row before any data goes out: the audit log is read under
+# the same rule as its search page (resource_type audit_log), and an account list carries staff, tutor and student
+# names and emails. Bad filters answer 422 naming the field, rather than exporting something not asked for.
+
+AUDIT_CSV_COLUMNS = ["When (UTC)", "Actor", "Action", "Resource type", "Resource id", "From", "Details"]
+USER_CSV_COLUMNS = ["User id", "Name", "Email", "Role", "Tutor id", "Student id", "Active", "Password set",
+                    "Created", "Updated"]
+
+
+def _audit_rows(engine: Engine, statement: Select) -> Iterator[list[object]]:
+    yield AUDIT_CSV_COLUMNS
+    with session_scope(engine) as db:  # its own session: this runs while the response streams
+        for row in db.execute(statement.execution_options(yield_per=1000)).scalars():
+            yield [row.at, row.actor, row.action, row.resource_type, row.resource_id, row.source,
+                   json.dumps(row.details, sort_keys=True)]
+
+
+@router.get("/admin/audit.csv")
+def audit_csv(request: Request, engine: EngineDep, actor: AdminActor) -> Response:
+    form = {k: v for k, v in request.query_params.items() if k in AUDIT_FIELDS}
+    query, errors = _audit_query(form)
+    if errors:
+        raise InputError([field_error(["query", k], v) for k, v in errors.items()])
+    with session_scope(engine) as db:
+        mark = audit_service.record(db, actor=actor.user_id, action="read", resource_type=audit_search.RESOURCE_TYPE,
+                                    source=client_address(request), details={"via": "csv", "filters": query.filters()})
+        mark_id = mark.audit_id
+    # Rows written before this export's own: a snapshot that does not list itself, as a search does not.
+    return csv_response(_audit_rows(engine, audit_search.matching(query).where(AuditLog.audit_id < mark_id)),
+                        stem="audit-log")
+
+
+@router.get("/admin/users.csv")
+def users_csv(request: Request, engine: EngineDep, actor: AdminActor) -> Response:
+    role = request.query_params.get("role", "")
+    if role and role not in ROLES:
+        raise InputError([field_error(["query", "role"], f"one of {', '.join(ROLES)}")])
+    with session_scope(engine) as db:
+        users = user_service.list_users(db, role or None)
+        rows: list[list[object]] = [USER_CSV_COLUMNS] + [
+            [u.user_id, u.name, u.email, u.role, u.tutor_id, u.student_id, u.is_active, u.password_hash is not None,
+             u.created_at, u.updated_at] for u in users]
+        audit_service.record(db, actor=actor.user_id, action="read", resource_type="user",
+                             source=client_address(request),
+                             details={"via": "csv", "role": role or None, "rows": len(users)})
+    return csv_response(rows, stem="accounts")

@@ -35,7 +35,7 @@ LOGIN_COOKIE_SECONDS = 3600  # a sign-in form left open longer than this is refu
 MAX_PASSWORD = 1024  # argon2 hashes any length: cap what an anonymous caller can make the server hash
 FAILED = "That email and password do not match an active account."
 STALE = "The sign-in form expired. Enter your email and password again."
-HOME_BY_ROLE = {Role.ops_manager: "/", Role.people_ops: "/", Role.admin: "/rules"}
+HOME_BY_ROLE = {Role.ops_manager: "/", Role.people_ops: "/", Role.admin: "/rules", Role.tutor: "/portal"}
 ACCOUNT_PAGE = "/account"
 
 

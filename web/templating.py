@@ -14,16 +14,20 @@ from fastapi import Request
 from fastapi.templating import Jinja2Templates
 
 from api.actor import Actor
-from api.policy import ADMIN, SELF, STAFF, STAFF_PLAIN, Policy
+from api.policy import ADMIN, SELF, STAFF, STAFF_PLAIN, TUTOR_SELF, Policy
 from domain.dashboard import service as dashboard_service
 
 # (key for aria-current, label, href, policy of the page it opens).
 NAV: tuple[tuple[str, str, str, Policy], ...] = (
     ("home", "Home", "/", STAFF),
     ("queue", "Queue", "/queue", STAFF),
+    ("analytics", "Analytics", "/analytics", STAFF),
     ("rules", "Rules", "/rules", ADMIN),
     ("users", "Users", "/admin/users", ADMIN),
     ("audit", "Audit log", "/admin/audit", ADMIN),
+    ("portal", "My performance", "/portal", TUTOR_SELF),  # the tutor portal (web.portal_views)
+    ("portal-feedback", "Feedback & growth", "/portal/feedback", TUTOR_SELF),
+    ("portal-resources", "Resources", "/portal/resources", TUTOR_SELF),
     ("account", "Account", "/account", SELF),
     ("api", "API docs", "/api/docs", STAFF_PLAIN),  # open to anyone; only staff work with the API
 )

@@ -6,29 +6,35 @@ the form is one-shot, and the student must learn that a second answer was not re
 success that changed nothing. The stored feedback id is derived from the session id, so even two racing
 submits cannot store two rows.
 
-Staff and the marketplace's systems (service accounts) get a session's link from POST /feedback/links.
+Staff and the marketplace's systems (service accounts) get a session's link from POST /feedback/links, which also
+schedules the session's email reminder (workflows.feedback_reminder). The student's page (web.feedback_views)
+stores its answers through ``store_link_feedback``, the same path as POST here.
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request
 from fastapi.concurrency import run_in_threadpool
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
+from temporalio.client import Client
 
 from api.actor import client_address
 from api.deps import DbDep, EngineDep, SettingsDep, TemporalDep
 from api.policy import PUBLIC, Policy
 from api.ratelimit import rate_limited
 from api.schemas.me import FeedbackFormRead, FeedbackLinkRead, FeedbackLinkRequest, FeedbackSubmitted
+from core.config import Settings
 from core.db import session_scope
 from core.errors import InputError, field_error
 from core.temporal import try_notify
 from core.types import utcnow
 from domain.audit import service as audit_service
-from domain.feedback import links
+from domain.feedback import links, reminders
 from domain.users.models import Role
+from workflows.feedback_reminder import start_feedback_reminder
 
 router = APIRouter(tags=["feedback"])
 
@@ -52,21 +58,60 @@ def _session_of(token: str) -> tuple[str, datetime]:
                                                     "was copied.") from None
 
 
-def _audit(db: Session, request: Request, session_id: str, action: str) -> None:
+def audit_link_use(db: Session, request: Request, session_id: str, action: str,
+                   path: str = "/feedback/link/{token}") -> None:
+    """The audit row of a link's use; ``path`` is the route's template, never the token (a credential)."""
     audit_service.record(db, actor=LINK_ACTOR, action=action, resource_type="student_data",
                          resource_id=f"session_id={session_id}", source=client_address(request),
-                         details={"method": request.method, "path": "/feedback/link/{token}"})
+                         details={"method": request.method, "path": path})
+
+
+async def store_link_feedback(engine: Engine, client: Client | None, settings: Settings, request: Request,
+                              session_id: str, answers: links.LinkFeedbackIn, *,
+                              path: str = "/feedback/link/{token}") -> str:
+    """Stores a link's answers (audited) and signals the tutor's workflow; returns the feedback id.
+
+    Raises links.AlreadySubmitted (also when a concurrent submit of the session committed first), LookupError
+    (the session is gone), links.NotYetHeld and InputError, as links.submit does.
+    """
+    def write() -> tuple[str, str]:
+        with session_scope(engine) as db:
+            stored = links.submit(db, session_id, answers, now=utcnow())
+            audit_link_use(db, request, session_id, "write", path)
+            return stored
+
+    try:
+        feedback_id, tutor_id = await run_in_threadpool(write)
+    except IntegrityError:  # a concurrent submit of the same session committed first
+        raise links.AlreadySubmitted(links.feedback_id_for(session_id)) from None
+    # After the commit, as ingestion does: the tutor's workflow re-evaluates at once, so a poor first session
+    # is flagged now. If Temporal is down, a session evaluated before waits for the nightly rollup: the sweep
+    # re-signals only sessions no evaluation has covered.
+    await try_notify(client, {tutor_id: [session_id]}, task_queue=settings.temporal_task_queue)
+    return feedback_id
 
 
 @router.post("/feedback/links", response_model=FeedbackLinkRead, status_code=201,
              responses={422: {"description": "Unknown session_id"}}, dependencies=[Depends(LINK_ISSUERS)],
-             summary="A signed feedback link for a session (for the post-session email)")
-def create_link(body: FeedbackLinkRequest, db: DbDep, request: Request) -> FeedbackLinkRead:
-    if links.view(db, body.session_id) is None:
+             summary="A signed feedback link for a session (for the post-session email); schedules its reminder")
+async def create_link(body: FeedbackLinkRequest, engine: EngineDep, request: Request, client: TemporalDep,
+                      settings: SettingsDep) -> FeedbackLinkRead:
+    def find() -> links.LinkView | None:
+        with session_scope(engine) as db:
+            return links.view(db, body.session_id)
+
+    found = await run_in_threadpool(find)
+    if found is None:
         raise InputError([field_error(["body", "session_id"], f"unknown session_id '{body.session_id}'",
                                       "value_error.unknown_id")])
-    token, expires = links.sign(body.session_id)
-    return FeedbackLinkRead(token=token, path=request.url_for("feedback_form", token=token).path, expires_at=expires)
+    now = utcnow()
+    token, expires = links.sign(body.session_id, now=now)
+    # Due a while after the link, or after the session when a link is issued ahead of it; scaled like every timer.
+    due = max(now, found.scheduled_start) + timedelta(hours=settings.feedback_reminder_hours * settings.time_scale)
+    reminder = await start_feedback_reminder(client, session_id=body.session_id, link_expires_at=expires,
+                                             remind_at=due, task_queue=settings.temporal_task_queue)
+    return FeedbackLinkRead(token=token, path=request.url_for("feedback_form", token=token).path, expires_at=expires,
+                            page_path=reminders.PAGE_PATH.format(token=token), reminder=reminder)
 
 
 @router.get("/feedback/link/{token}", response_model=FeedbackFormRead, name="feedback_form", responses=BAD_LINK,
@@ -77,7 +122,7 @@ def feedback_form(db: DbDep, request: Request, token: str = Token) -> FeedbackFo
     found = links.view(db, session_id)
     if found is None:
         raise HTTPException(status_code=404, detail="This feedback link's session no longer exists.")
-    _audit(db, request, session_id, "read")
+    audit_link_use(db, request, session_id, "read")
     return FeedbackFormRead(tutor_first_name=found.tutor_first_name, subject=found.subject,
                             session_date=found.scheduled_start.date(), first_session=found.first_session,
                             already_submitted=found.feedback_id is not None, expires_at=expires)
@@ -92,19 +137,9 @@ def feedback_form(db: DbDep, request: Request, token: str = Token) -> FeedbackFo
 async def submit_feedback(answers: links.LinkFeedbackIn, request: Request, engine: EngineDep, client: TemporalDep,
                           settings: SettingsDep, token: str = Token) -> FeedbackSubmitted:
     session_id, _expires = _session_of(token)
-
-    def write() -> tuple[str, str]:
-        with session_scope(engine) as db:
-            stored = links.submit(db, session_id, answers, now=utcnow())
-            _audit(db, request, session_id, "write")
-            return stored
-
     try:
-        feedback_id, tutor_id = await run_in_threadpool(write)
+        feedback_id = await store_link_feedback(engine, client, settings, request, session_id, answers)
     except links.AlreadySubmitted:
-        raise HTTPException(status_code=409, detail="Feedback for this session was already submitted; only the "
-                                                    "first answer counts.") from None
-    except IntegrityError:  # a concurrent submit of the same session committed first
         raise HTTPException(status_code=409, detail="Feedback for this session was already submitted; only the "
                                                     "first answer counts.") from None
     except LookupError:
@@ -112,7 +147,4 @@ async def submit_feedback(answers: links.LinkFeedbackIn, request: Request, engin
     except links.NotYetHeld:
         raise HTTPException(status_code=409,
                             detail="This session has not taken place yet: rate it afterwards.") from None
-    # After the commit, as ingestion does: the tutor's workflow re-evaluates at once, so a poor first session
-    # is flagged now; if Temporal is down the sweep picks the session up.
-    await try_notify(client, {tutor_id: [session_id]}, task_queue=settings.temporal_task_queue)
     return FeedbackSubmitted(feedback_id=feedback_id)

@@ -33,11 +33,6 @@ def _check_range(since: date | None, until: date | None) -> None:
         raise InputError([field_error(["query", "from"], "must be on or before 'to'", "value_error.date_range")])
 
 
-def _tier_window(settings: Settings) -> str:
-    """The metrics window whose row carries the tier and performance index, as the active rules set it."""
-    return f"{active_scoring_rules(settings.rules_dir).spec.tiers.window_days}day"
-
-
 def _found(call, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
     try:
         return call(*args, **kwargs)
@@ -63,7 +58,7 @@ def list_tutors(
         risk_levels=[str(r) for r in risk_level or ()], tiers=tier or (), subject=subject,
         statuses=[str(s) for s in status or ()], id_prefix=q,
     )
-    page = tutor_service.list_tutors(db, filters, tier_window=_tier_window(settings), sort=sort, limit=limit,
+    page = tutor_service.list_tutors(db, filters, tier_window=tutor_service.tier_window(settings), sort=sort, limit=limit,
                                      offset=offset)
     items = [TutorSummary.model_validate({**row, "tier": row["performance_tier"]}) for row in page.items]
     return TutorPage(items=items, total=page.total, limit=limit, offset=offset)
@@ -98,7 +93,7 @@ def get_score(
     settings: SettingsDep,
     on: Day | None = Query(None, alias="date", description="Prediction day (UTC); the latest when omitted"),
 ) -> ScoreReport:
-    view = _found(tutor_service.score, db, tutor_id, tier_window=_tier_window(settings), on=on)
+    view = _found(tutor_service.score, db, tutor_id, tier_window=tutor_service.tier_window(settings), on=on)
     p = view.prediction
     return ScoreReport(
         tutor_id=tutor_id, prediction_date=p.prediction_date, as_of=p.as_of, churn_score=p.churn_score,

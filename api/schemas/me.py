@@ -146,6 +146,10 @@ class FeedbackLinkRead(BaseModel):
     token: str
     path: str = Field(description="Where the form's data lives: GET it, POST the answers to it")
     expires_at: datetime
+    page_path: str = Field(description="The student's feedback page (a phone-sized form): the link to email")
+    reminder: Literal["scheduled", "already_scheduled", "not_scheduled"] = Field(
+        description="The email reminder if no feedback arrives in time (settings.feedback_reminder_hours): "
+                    "'not_scheduled' when Temporal was unreachable; ask for the link again to schedule it")
 
 
 class FeedbackFormRead(BaseModel):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlmodel import Session
 
 from core.errors import InputError, field_error
@@ -107,6 +107,12 @@ def search(db: Session, query: AuditQuery) -> AuditPage:
     rows = db.execute(select(AuditLog).where(*conditions).order_by(AuditLog.at.desc(), AuditLog.audit_id.desc())
                       .limit(q.limit).offset(q.offset)).scalars().all()
     return AuditPage(rows=list(rows), total=total, query=q)
+
+
+def matching(query: AuditQuery) -> Select:
+    """Every row matching the filters (limit and offset ignored), newest first: what an export streams."""
+    q = query.checked()
+    return select(AuditLog).where(*_conditions(q)).order_by(AuditLog.at.desc(), AuditLog.audit_id.desc())
 
 
 def search_and_record(db: Session, query: AuditQuery, *, actor: str, source: str | None, via: str) -> AuditPage:

@@ -6,6 +6,7 @@ KPI windows are ``days`` long (30 by default), [now - days, now); every change c
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -17,7 +18,9 @@ from domain.feedback.models import StudentFeedback
 from domain.interventions.models import OPEN, Intervention
 from domain.scoring.models import ChurnPrediction, RiskLevel, latest_prediction_days
 from domain.sessions.models import TutoringSession
+from domain.metrics.models import TutorPerformanceMetric
 from domain.tutors.models import Tutor, TutorStatus
+from domain.tutors.service import subject_match
 
 WINDOW = timedelta(days=30)
 AT_RISK = (RiskLevel.high, RiskLevel.critical)
@@ -43,6 +46,32 @@ class RecommendedAction(BaseModel):
     intervention_type: str | None = None
     due_date: datetime | None = None
     escalated: bool = False
+    status: str | None = None  # the case's: Home offers assignment on pending and in-progress tasks only
+    assigned_to: str | None = None
+
+
+@dataclass(frozen=True)
+class AlertScope:
+    """Home's alert filters beyond the risk level: the tier of the prediction's day (in the rules' tier window)
+    and a subject the tutor teaches. None means any."""
+
+    tier: str | None = None
+    subject: str | None = None
+    tier_window: str = "30day"
+
+    def narrow(self, db: Session, stmt: Any) -> Any:
+        """``stmt`` (selecting from ChurnPrediction joined to Tutor) limited to this scope."""
+        if self.subject:
+            stmt = stmt.where(subject_match(db, self.subject))
+        if self.tier:
+            m = TutorPerformanceMetric
+            stmt = stmt.where(select(1).where(
+                m.tutor_id == ChurnPrediction.tutor_id, m.window == self.tier_window,
+                m.calculation_date == ChurnPrediction.prediction_date, m.performance_tier == self.tier).exists())
+        return stmt
+
+
+ANY = AlertScope()
 
 
 class Alert(BaseModel):
@@ -105,40 +134,30 @@ def _tutor_counts(db: Session, *, window_start: datetime) -> tuple[int, int]:
 
 def _session_rates(db: Session, *, now: datetime,
                    window: timedelta = WINDOW) -> dict[str, tuple[float | None, float | None]]:
-    """{kpi: (this window's rate, previous window's rate)} from one scan over the last two windows of sessions."""
-    start, previous_start = now - window, now - 2 * window
+    """{kpi: (this window's rate, previous window's rate)}.
+
+    One plain range query per window and figure, each on its own index (migration 0013): one grouped scan of both
+    windows with an outer join to feedback cost about ten times as much on a 90-day world.
+    """
     # Detailed feedback wins over the quick rating in the session feed; one feedback row per session at most.
     rating = func.coalesce(StudentFeedback.overall_rating, TutoringSession.student_rating)
-    first = TutoringSession.session_number == 1
-    period = case((TutoringSession.scheduled_start >= start, "current"), else_="previous").label("period")
 
-    def tally(condition: Any) -> Any:
-        return func.sum(case((condition, 1), else_=0))
+    def in_window(lo: datetime, hi: datetime) -> Any:
+        return and_(TutoringSession.scheduled_start >= lo, TutoringSession.scheduled_start < hi)
 
-    stmt = (
-        select(
-            period,
-            func.count(),
-            tally(TutoringSession.no_show.is_(True)),
-            tally(and_(first, rating.is_not(None))),
-            tally(and_(first, rating >= FIRST_SESSION_SUCCESS_RATING)),
-        )
-        .select_from(TutoringSession)
-        .outerjoin(StudentFeedback, StudentFeedback.session_id == TutoringSession.session_id)
-        .where(TutoringSession.scheduled_start >= previous_start, TutoringSession.scheduled_start < now)
-        .group_by(period)
-    )
-    by_period = {row[0]: row[1:] for row in db.execute(stmt)}
+    def rates(lo: datetime, hi: datetime) -> tuple[float | None, float | None]:
+        total, no_shows = db.execute(
+            select(func.count(), func.sum(case((TutoringSession.no_show.is_(True), 1), else_=0)))
+            .where(in_window(lo, hi))).one()
+        rated, good = db.execute(
+            select(func.count(rating), func.sum(case((rating >= FIRST_SESSION_SUCCESS_RATING, 1), else_=0)))
+            .select_from(TutoringSession)
+            .outerjoin(StudentFeedback, StudentFeedback.session_id == TutoringSession.session_id)
+            .where(TutoringSession.session_number == 1, in_window(lo, hi))).one()
+        return ((good or 0) / rated if rated else None), ((no_shows or 0) / total if total else None)
 
-    def ratio(part: int | None, whole: int | None) -> float | None:
-        return (part or 0) / whole if whole else None
-
-    out: dict[str, list[float | None]] = {"first_session_success": [], "no_show_rate": []}
-    for name in ("current", "previous"):
-        total, no_shows, rated_first, good_first = by_period.get(name, (0, 0, 0, 0))
-        out["first_session_success"].append(ratio(good_first, rated_first))
-        out["no_show_rate"].append(ratio(no_shows, total))
-    return {k: (v[0], v[1]) for k, v in out.items()}
+    current, previous = rates(now - window, now), rates(now - 2 * window, now - window)
+    return {"first_session_success": (current[0], previous[0]), "no_show_rate": (current[1], previous[1])}
 
 
 def _count_kpi(key: str, label: str, current: int, previous: int, *, up_is_good: bool, note: str,
@@ -175,25 +194,26 @@ def _latest_predictions(now: datetime, columns: Sequence[Any]) -> Any:
     )
 
 
-def risk_counts(db: Session, *, now: datetime, levels: Iterable[RiskLevel] = tuple(RiskLevel)) -> dict[str, int]:
+def risk_counts(db: Session, *, now: datetime, levels: Iterable[RiskLevel] = tuple(RiskLevel),
+                scope: AlertScope = ANY) -> dict[str, int]:
     """Active tutors per risk level of their latest prediction, e.g. {"Critical": 3, "High": 9}."""
-    stmt = (
+    stmt = scope.narrow(db, (
         _latest_predictions(now, [ChurnPrediction.risk_level, func.count()])
         .where(ChurnPrediction.risk_level.in_(list(levels)))
         .group_by(ChurnPrediction.risk_level)
-    )
+    ))
     return {str(level): count for level, count in db.execute(stmt)}
 
 
 def critical_alerts(db: Session, *, now: datetime, limit: int = 20,
-                    levels: Sequence[RiskLevel] = (RiskLevel.critical,)) -> list[Alert]:
+                    levels: Sequence[RiskLevel] = (RiskLevel.critical,), scope: AlertScope = ANY) -> list[Alert]:
     """Active tutors whose latest prediction is at one of ``levels``, highest churn score first."""
-    stmt = (
+    stmt = scope.narrow(db, (
         _latest_predictions(now, [ChurnPrediction, Tutor.name])
         .where(ChurnPrediction.risk_level.in_(list(levels)))
         .order_by(ChurnPrediction.churn_score.desc(), ChurnPrediction.tutor_id)
         .limit(limit)
-    )
+    ))
     rows = db.execute(stmt).all()
     actions = _open_actions(db, [p.tutor_id for p, _name in rows])
     return [
@@ -217,8 +237,42 @@ def _open_actions(db: Session, tutor_ids: list[str]) -> dict[str, list[Recommend
         out.setdefault(row.tutor_id, []).append(RecommendedAction(
             label=title_words(row.intervention_type), intervention_id=row.intervention_id,
             intervention_type=row.intervention_type, due_date=row.due_date, escalated=row.escalated_at is not None,
+            status=row.status, assigned_to=row.assigned_to,
         ))
     return out
+
+
+def risk_trend(db: Session, *, now: datetime, days: int = WINDOW.days,
+               scope: AlertScope = ANY) -> list[tuple[date, dict[str, int]]]:
+    """Tutors per risk level on each of the last ``days`` days, oldest first: every prediction of the day (a tutor
+    who churned since still counts on the days they were scored). Days without predictions are left out."""
+    first = now.date() - timedelta(days=days - 1)
+    stmt = scope.narrow(db, (
+        select(ChurnPrediction.prediction_date, ChurnPrediction.risk_level, func.count())
+        .select_from(ChurnPrediction).join(Tutor, Tutor.tutor_id == ChurnPrediction.tutor_id)
+        .where(ChurnPrediction.prediction_date >= first, ChurnPrediction.prediction_date <= now.date())
+        .group_by(ChurnPrediction.prediction_date, ChurnPrediction.risk_level)
+    ))
+    by_day: dict[date, dict[str, int]] = {}
+    for day, level, count in db.execute(stmt):
+        by_day.setdefault(day, {})[str(level)] = count
+    return sorted(by_day.items())
+
+
+def known_subjects(db: Session) -> list[str]:
+    """Every subject some active tutor lists, sorted: Home's subject filter offers these."""
+    found: set[str] = set()
+    for subjects in db.execute(select(Tutor.subjects).where(Tutor.status == TutorStatus.active)).scalars():
+        found.update(s for s in subjects or () if isinstance(s, str))
+    return sorted(found)
+
+
+def open_task_load(db: Session) -> dict[str, int]:
+    """Open human tasks per assignee: Home suggests the least-loaded people-ops teammate for one-click assignment."""
+    stmt = (select(Intervention.assigned_to, func.count())
+            .where(Intervention.status.in_(OPEN), Intervention.kind == "human", Intervention.assigned_to.is_not(None))
+            .group_by(Intervention.assigned_to))
+    return {user: count for user, count in db.execute(stmt)}
 
 
 def explain(flags: list[dict[str, Any]] | None, factors: dict[str, Any] | None, score: float,

@@ -87,7 +87,9 @@ class OutboxMessage(SQLModel, table=True):
     __tablename__ = "outbox"
 
     message_id: str = Field(primary_key=True, max_length=260)
-    intervention_id: str = Field(foreign_key="interventions.intervention_id", max_length=200, index=True)
+    # None for a message that belongs to no case: a student's feedback reminder (domain.feedback.reminders).
+    intervention_id: str | None = Field(default=None, foreign_key="interventions.intervention_id", max_length=200,
+                                        index=True)
     tutor_id: str = Field(foreign_key="tutors.tutor_id", max_length=64, index=True)
     channel: str = Field(max_length=16)  # in_app | email
     # Staff notifications (reminders, escalations) go to a role or a user instead of the tutor.

@@ -35,6 +35,8 @@ class SessionFact:
     subject: str = ""
     session_type: str = "1-on-1"
     technical_issues: bool = False
+    # The student's first-session answer "would you work with this tutor again?" was Probably not or No.
+    not_again: bool = False
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,7 @@ def _session_stmt(since: datetime, until: datetime):  # noqa: ANN202 - a SQLAlch
     return (
         select(s.tutor_id, s.session_id, s.scheduled_start, s.session_number, s.student_rating, f.overall_rating,
                s.no_show, s.tutor_initiated_reschedule, s.late_start_minutes, s.engagement_score,
-               s.learning_objectives_met, s.subject, s.session_type, s.technical_issues)
+               s.learning_objectives_met, s.subject, s.session_type, s.technical_issues, f.would_recommend)
         # Feedback submitted after the evaluation time did not exist yet at that time.
         .outerjoin(f, and_(f.session_id == s.session_id, f.submitted_at < until))
         .where(s.scheduled_start >= since, s.scheduled_start < until)
@@ -88,12 +90,12 @@ class _Builder:
         self.availability: list[tuple[datetime, float]] = []
 
     def add_session(self, row: tuple) -> None:
-        (_, sid, start, number, quick, rated, no_show, resched, late, eng, obj, subject, stype, tech) = row
+        (_, sid, start, number, quick, rated, no_show, resched, late, eng, obj, subject, stype, tech, again) = row
         self.sessions.append(SessionFact(
             session_id=sid, scheduled_start=start, session_number=number,
             rating=float(rated) if rated is not None else quick, no_show=bool(no_show), rescheduled=bool(resched),
             late_start_minutes=late or 0, engagement=eng, objectives_met=obj, subject=subject, session_type=stype,
-            technical_issues=bool(tech)))
+            technical_issues=bool(tech), not_again=again is False))
 
     def add_event(self, kind: str, ts: datetime, meta: object) -> None:
         if kind == "login":

@@ -179,7 +179,8 @@ def _compose(row: OutboxMessage, settings: Settings, recipients: list[str], smtp
     msg["Date"] = format_datetime(now)
     msg["Message-ID"] = smtp_id
     msg["X-TutorPulse-Outbox"] = row.message_id
-    msg["X-TutorPulse-Intervention"] = row.intervention_id
+    if row.intervention_id:  # a feedback reminder to a student belongs to no case
+        msg["X-TutorPulse-Intervention"] = row.intervention_id
     msg.set_content(row.body)
     return msg.as_bytes()
 

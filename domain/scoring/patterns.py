@@ -38,15 +38,20 @@ def poor_first_session(history: History, *, as_of: datetime, rules: ScoringRuleS
     firsts = [s for s in in_window(history, as_of=as_of, days=p.lookback_days).sessions if s.session_number == 1]
     # A first session the tutor never showed up to is the poorest first experience of all: it counts as poor,
     # as if infinitely late, rather than only diluting the share.
+    not_again = p.not_again != "ignore"
     poor = [s for s in firsts if s.no_show or (s.rating is not None and s.rating < p.rating_below)
-            or s.late_start_minutes > p.late_start_over_minutes]
-    if not poor or len(poor) / len(firsts) <= p.min_share:
+            or s.late_start_minutes > p.late_start_over_minutes or (not_again and s.not_again)]
+    # PRD UI System 3: a student who would not work with the tutor again flags at once, whatever the share.
+    said_not_again = p.not_again == "flags_at_once" and any(s.not_again for s in poor)
+    if not poor or (len(poor) / len(firsts) <= p.min_share and not said_not_again):
         return None
     return Flag("poor_first_session", poor[0].scheduled_start, p.bump,
                 f"{_plural(len(poor), 'poor first session')} of {len(firsts)} in {p.lookback_days} days "
-                f"(rated < {p.rating_below:g}, > {p.late_start_over_minutes} min late or missed)",
+                f"(rated < {p.rating_below:g}, > {p.late_start_over_minutes} min late or missed"
+                f"{', or the student would not work with them again' if not_again else ''})",
                 {"session_ids": [s.session_id for s in poor], "first_sessions": len(firsts),
-                 "ratings": [s.rating for s in poor], "late_minutes": [s.late_start_minutes for s in poor]})
+                 "ratings": [s.rating for s in poor], "late_minutes": [s.late_start_minutes for s in poor],
+                 "not_again": [s.session_id for s in poor if s.not_again]})
 
 
 def high_reschedule(history: History, *, as_of: datetime, rules: ScoringRuleSet) -> Flag | None:

@@ -4,7 +4,7 @@ from datetime import datetime
 from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, model_validator
-from sqlalchemy import Index
+from sqlalchemy import Index, text
 from sqlmodel import Field, SQLModel
 
 from core.types import UTCDateTime, utcnow
@@ -16,6 +16,9 @@ class TutoringSession(SQLModel, table=True):
         Index("ix_sessions_tutor_start", "tutor_id", "scheduled_start"),
         Index("ix_sessions_pending", "evaluated_at", "created_at"),
         Index("ix_sessions_pair", "tutor_id", "student_id"),
+        Index("ix_sessions_start", "scheduled_start", "no_show"),  # Home's KPI windows (migration 0013)
+        Index("ix_sessions_first_start", "scheduled_start", sqlite_where=text("session_number = 1"),
+              postgresql_where=text("session_number = 1")),
     )
 
     session_id: str = Field(primary_key=True, max_length=64)

@@ -21,7 +21,8 @@ from domain.scoring import service as scoring
 from domain.scoring.models import ChurnPrediction, latest_prediction_days
 from domain.tiers.models import TierHistory
 from domain.tutors.models import Tutor
-from rules.scoring import COMPONENTS
+from core.config import Settings
+from rules.scoring import COMPONENTS, active_scoring_rules
 
 TIER_HISTORY_ON_SCORE = 12
 SORTS = ("-churn_score", "churn_score", "tutor_id", "-tutor_id", "-performance_index", "performance_index")
@@ -60,6 +61,11 @@ class ScoreView:
     score_source_reason: str | None = None
 
 
+def tier_window(settings: Settings) -> str:
+    """The metrics window whose row carries the tier and performance index, as the active rules set it."""
+    return f"{active_scoring_rules(settings.rules_dir).spec.tiers.window_days}day"
+
+
 def require_tutor(db: Session, tutor_id: str) -> Tutor:
     tutor = db.get(Tutor, tutor_id)
     if tutor is None:
@@ -69,7 +75,7 @@ def require_tutor(db: Session, tutor_id: str) -> Tutor:
 
 # --- the list ---------------------------------------------------------------------------------------------
 
-def _subject_match(db: Session, subject: str) -> Any:
+def subject_match(db: Session, subject: str) -> Any:
     """Tutors whose subjects JSON list holds ``subject`` (case-insensitive), on either database.
 
     A LIKE over the JSON text would also match substrings ("Math" in "Mathematics") and escaped characters, so
@@ -101,7 +107,7 @@ def _list_query(db: Session, f: TutorFilters, tier_window: str) -> Select:
     if f.statuses:
         stmt = stmt.where(t.status.in_(list(f.statuses)))
     if f.subject:
-        stmt = stmt.where(_subject_match(db, f.subject))
+        stmt = stmt.where(subject_match(db, f.subject))
     if f.id_prefix:
         # substr, not LIKE: no wildcard escaping, and the same case-sensitive match on both databases.
         stmt = stmt.where(func.substr(t.tutor_id, 1, len(f.id_prefix)) == f.id_prefix)

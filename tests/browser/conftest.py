@@ -75,12 +75,16 @@ def _seed_more(engine: Engine) -> None:
                                 due_date=now + timedelta(days=20), risk_level="High", churn_score=71.0))
 
 
-@pytest.fixture(scope="package")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+def skip_unless_runnable() -> None:
     reason = _cannot_run() if importlib.util.find_spec("playwright") else \
         "the playwright package is missing: `make test` installs the test extras"
     if reason:
         pytest.skip(reason)
+
+
+@pytest.fixture(scope="package")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    skip_unless_runnable()
     db_url = f"sqlite:///{tmp_path_factory.mktemp('browser') / 'tutorpulse.db'}"
     upgrade(db_url)
     settings = world_settings(db_url)
@@ -110,8 +114,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
 
 
 @pytest.fixture(scope="package")
-def browser(site: Site) -> Iterator:
-    from playwright.sync_api import sync_playwright  # noqa: PLC0415 - only once `site` found it installed
+def browser() -> Iterator:
+    """One Chromium for every browser test: Playwright's sync API allows one instance per thread."""
+    skip_unless_runnable()
+    from playwright.sync_api import sync_playwright  # noqa: PLC0415 - only once it is known to be installed
 
     with sync_playwright() as pw:
         launched = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)

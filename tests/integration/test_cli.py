@@ -53,7 +53,7 @@ def test_db_upgrade_and_backfill_are_deterministic_and_idempotent(tmp_path: Path
 
 def test_rules_check_reports_the_line_and_exits_non_zero(tmp_path: Path) -> None:
     ok = run(["rules", "check"], {})
-    assert ok.returncode == 0 and "tutor_interventions@v2" in ok.stdout and "churn_scoring@v3" in ok.stdout
+    assert ok.returncode == 0 and "tutor_interventions@v2" in ok.stdout and "churn_scoring@v4" in ok.stdout
     broken = tmp_path / "interventions.yaml"
     text = (ROOT / "rules" / "interventions.yaml").read_text()
     broken.write_text(text.replace("op: gt, value: 0}", "op: gt, value: zero}", 1))

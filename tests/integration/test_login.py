@@ -98,7 +98,7 @@ async def test_sign_in_sets_a_secure_httponly_samesite_session_cookie(client, en
 
 
 async def test_each_role_lands_on_its_own_page(app: FastAPI):
-    landing = {"ops_manager": "/", "people_ops": "/", "admin": "/rules", "tutor": "/account", "student": "/account",
+    landing = {"ops_manager": "/", "people_ops": "/", "admin": "/rules", "tutor": "/portal", "student": "/account",
                "service": "/account"}
     for role, where in landing.items():
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://testserver") as c:
@@ -184,7 +184,7 @@ async def test_tutor_is_refused_staff_pages_and_anonymous_is_sent_to_sign_in(cli
     anonymous = await client.get("/")
     assert anonymous.status_code == 303 and anonymous.headers["location"] == "/login?next=/"
     assert (await client.get("/account")).headers["location"] == "/login?next=/account"
-    assert (await _sign_in(client, "u_tutor")).headers["location"] == "/account"
+    assert (await _sign_in(client, "u_tutor")).headers["location"] == "/portal"
     for path in ("/", "/queue", "/rules"):
         refused = await client.get(path)
         assert refused.status_code == 403 and "Not allowed" in refused.text, path

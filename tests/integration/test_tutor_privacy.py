@@ -50,6 +50,7 @@ async def test_no_tutor_route_or_page_shows_risk_or_students(settings: Settings,
     # The walk covers the tutor's own-data API and the pages a tutor may open.
     assert {"/api/v1/me/tutor/summary", "/api/v1/me/tutor/sessions", "/api/v1/me/tutor/feedback",
             "/api/v1/me/tutor/tiers", "/api/v1/me/notifications"} <= paths
+    assert {"/portal", "/portal/feedback", "/portal/resources"} <= paths  # the tutor portal's pages
     leaks: dict[str, list[str]] = {}
     async with api_client(app) as client:
         for method, path in walked:

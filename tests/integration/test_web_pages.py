@@ -242,10 +242,11 @@ def _every_post_form_has(html: str, token: str) -> None:
 
 def test_nav_shows_what_the_role_may_open_and_who_is_signed_in(world):
     client, engine = world
-    pages = {"u_ops_manager": ["/", "/queue", "/account", "/api/docs"],
-             "u_people_ops": ["/", "/queue", "/account", "/api/docs"],
-             "u_admin": ["/", "/queue", "/rules", "/admin/users", "/admin/audit", "/account", "/api/docs"],
-             "u_tutor": ["/account"]}
+    pages = {"u_ops_manager": ["/", "/queue", "/analytics", "/account", "/api/docs"],
+             "u_people_ops": ["/", "/queue", "/analytics", "/account", "/api/docs"],
+             "u_admin": ["/", "/queue", "/analytics", "/rules", "/admin/users", "/admin/audit", "/account",
+                         "/api/docs"],
+             "u_tutor": ["/portal", "/portal/feedback", "/portal/resources", "/account"]}
     for user_id, links in pages.items():
         user = _user(engine, user_id)
         token = sign_in(client, engine, user)
@@ -271,11 +272,18 @@ def test_home_and_queue_for_staff_with_csrf_on_every_form(client, world):
     assert "user-picker" not in html and 'action="/queue/user"' not in html
     assert 'data-intervention="i-overdue"' in html and 'action="/queue/i-overdue/claim"' in html
     assert "My role (People Ops)" in html
-    assert '<option value="u_ops_manager">Ops Manager Person (Ops Manager)</option>' in html
+    # Assigning, approving and cancelling are managers' (the workflow refuses anyone else): not offered here.
+    assert 'name="assignee"' not in html and "/cancel" not in html and "/approve" not in html
     assert "u_tutor" not in html
     _every_post_form_has(html, token)
     assert set(csrf_tokens(html)) == {token}
     assert client.get("/queue?scope=all").status_code == 403  # a People Ops account may not list every role
+    manager = TestClient(client.app)
+    manager_token = sign_in(manager, engine, _user(engine, "u_ops_manager"))
+    html = manager.get("/queue?scope=all").text
+    assert '<option value="u_ops_manager">Ops Manager Person (Ops Manager)</option>' in html
+    assert 'action="/queue/i-overdue/cancel"' in html and "u_tutor" not in html
+    _every_post_form_has(html, manager_token)
 
 
 def test_queue_post_needs_the_sessions_csrf_token(client, world):
@@ -305,7 +313,7 @@ def test_pages_refuse_other_roles_and_anonymous(world):
     sign_in(client, engine, _user(engine, "u_ops_manager"))
     refused = client.get("/rules")
     assert refused.status_code == 403 and "Not allowed" in refused.text and "ops_manager" in refused.text
-    assert _nav(refused.text) == ["/", "/queue", "/account", "/api/docs"]  # the error page knows who is asking
+    assert _nav(refused.text) == ["/", "/queue", "/analytics", "/account", "/api/docs"]  # knows who is asking
     missing = client.get("/no-such-page")
     assert missing.status_code == 404 and "Not found" in missing.text
     assert client.get("/api/v1/no-such").json() == {"detail": "Not Found"}

@@ -20,13 +20,18 @@ from core.db import get_engine, session_scope
 from core.types import utcnow
 from domain.events.schemas import TutorEventIn
 from domain.events.service import ingest_events
+from domain.feedback import links
 from domain.notifications.sink import read_mail
 from domain.scoring.models import ChurnPrediction
-from tests.factories import seed_people
+from domain.sessions.models import SessionIn
+from domain.sessions.service import ingest_sessions
+from tests.auth import account
+from tests.factories import seed_people, session_payload
 from tests.integration.pipeline_helpers import eventually
 from tests.replay.common import Ctx, Recorder, Scenario, binary, log, make_settings, plan_for, row, workflow_worker
 from tests.replay.variants import PrePatchHumanTaskWorkflow
 from workflows.automated import AutomatedInterventionWorkflow
+from workflows.feedback_reminder import FeedbackReminderResult, reminder_workflow_id, start_feedback_reminder
 from workflows.human_task import HumanTaskWorkflow
 from workflows.inputs import TaskCommand
 from workflows.program import ProgramWorkflow
@@ -194,6 +199,26 @@ async def a4_follow_up_escalates(ctx: Ctx) -> None:
     await ctx.rec.save(review, "human_task_a4_escalation_review")
 
 
+async def feedback_reminder_sent(ctx: Ctx) -> None:
+    """A feedback link issued for a session nobody rated: 24 h on, the student's account gets one reminder email."""
+    session = session_payload(1, tutor=ctx.tutor, student="student_1", at=utcnow())
+    with session_scope(ctx.engine) as db:
+        ingest_sessions(db, [SessionIn.model_validate(session)], many=True)
+    account(ctx.engine, "student", user_id="u_alex_replay", student_id="student_1")
+    now = utcnow()
+    _token, expires = links.sign(session["session_id"], now=now)  # as the link route issues it
+    state = await start_feedback_reminder(
+        ctx.client, session_id=session["session_id"], link_expires_at=expires,
+        remind_at=now + timedelta(hours=ctx.settings.feedback_reminder_hours), task_queue=ctx.settings.temporal_task_queue)
+    assert state == "scheduled", state
+    handle = ctx.client.get_workflow_handle(reminder_workflow_id(session["session_id"]),
+                                            result_type=FeedbackReminderResult)
+    await ctx.env.sleep(timedelta(hours=25))
+    result = await handle.result()
+    assert result.outcome == "queued" and result.delivery == "sent", result
+    await ctx.rec.save(handle, "feedback_reminder_sent")
+
+
 SKIPPING = [
     Scenario(("human_task_h1_reminder_escalation",), h1_reminder_escalation),
     Scenario(("human_task_h4_claim_complete",), h4_claim_complete),
@@ -202,6 +227,7 @@ SKIPPING = [
     Scenario(("automated_a1_email_responded", "automated_a1_rules_unmatched"), a1_email),
     Scenario(("automated_a2_training_follow_up",), a2_training_follow_up),
     Scenario(("automated_a4_follow_up_escalates", "human_task_a4_escalation_review"), a4_follow_up_escalates),
+    Scenario(("feedback_reminder_sent",), feedback_reminder_sent),
 ]
 PRE_PATCH = Scenario(("human_task_pre_reminder_patch",), h1_pre_reminder_patch)
 
@@ -212,7 +238,7 @@ async def record_skipping(rec: Recorder, folder: Path, executor: ThreadPoolExecu
         return
     settings = make_settings(folder, "interventions", sink_port)
     engine = get_engine(settings.database_url)
-    tutors = seed_people(engine, tutors=len(todo), students=0, tag="replay")
+    tutors = seed_people(engine, tutors=len(todo), students=1, tag="replay")
     for scenario, tutor in zip(todo, tutors, strict=True):
         log(f"  [time-skipping] {scenario.run.__name__}")
         # One server per scenario: its virtual clock is global, so an unfinished workflow of one would stall the next.

@@ -97,14 +97,14 @@ RATED_SESSIONS = """
 def fact(n: int | str, *, at: datetime | None = None, days_ago: float = 1, number: int = 5,
          rating: float | None = 4.5, no_show: bool = False, rescheduled: bool = False, late: int = 0,
          objectives: bool | None = True, subject: str = "Algebra", session_type: str = "1-on-1",
-         technical: bool = False) -> SessionFact:
+         technical: bool = False, not_again: bool = False) -> SessionFact:
     return SessionFact(
         session_id=n if isinstance(n, str) else f"s{n}",
         scheduled_start=at if at is not None else AS_OF - timedelta(days=days_ago), session_number=number,
         rating=None if no_show else rating, no_show=no_show, rescheduled=rescheduled,
         late_start_minutes=0 if no_show else late, engagement=None if no_show else 0.8,
         objectives_met=None if no_show else objectives, subject=subject, session_type=session_type,
-        technical_issues=technical)
+        technical_issues=technical, not_again=not_again)
 
 
 def history(*sessions: SessionFact, logins: list[datetime] | None = None, prep: float | None = None,

@@ -118,6 +118,26 @@ def test_poor_first_session_share_guard(poor: int, total: int, fires: bool) -> N
         assert flag.evidence["first_sessions"] == total
 
 
+def _not_again(mode: str):  # noqa: ANN202 - a ScoringRuleSet
+    return RULES.model_copy(update={"patterns": P.model_copy(update={
+        "poor_first_session": P.poor_first_session.model_copy(update={"not_again": mode})})})
+
+
+def test_would_not_work_again_is_what_the_rules_say() -> None:
+    # 1 of 10 first sessions, rated 4, but the student would not work with the tutor again.
+    sessions = [fact("no", days_ago=1, number=1, rating=4, not_again=True)] + _firsts(0, 9)
+    assert P.poor_first_session.not_again == "ignore"  # the shipped file
+    assert poor_first_session(history(*sessions), as_of=AS_OF, rules=RULES) is None
+    alone = history(fact("no", days_ago=1, number=1, rating=4, not_again=True))
+    assert poor_first_session(alone, as_of=AS_OF, rules=RULES) is None
+    # counts_as_poor: one more poor session, under the 45% share guard.
+    assert poor_first_session(history(*sessions), as_of=AS_OF, rules=_not_again("counts_as_poor")) is None
+    assert poor_first_session(alone, as_of=AS_OF, rules=_not_again("counts_as_poor")) is not None
+    # flags_at_once (PRD UI System 3): whatever the share.
+    flag = poor_first_session(history(*sessions), as_of=AS_OF, rules=_not_again("flags_at_once"))
+    assert flag is not None and flag.evidence["not_again"] == ["no"] and "would not work with them again" in flag.summary
+
+
 def test_a_single_poor_first_session_flags() -> None:
     flag = poor_first_session(history(fact(1, days_ago=2, number=1, rating=2.9)), as_of=AS_OF, rules=RULES)
     assert flag is not None and flag.evidence["session_ids"] == ["s1"] and flag.bump == 15

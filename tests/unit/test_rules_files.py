@@ -33,7 +33,7 @@ def test_shipped_rules_load_with_version_and_hash() -> None:
     rules = load_intervention_rules(RULES / "interventions.yaml")
     assert rules.version_label == "tutor_interventions@v2" and len(rules.hash) == 64
     scoring = load_scoring_rules(RULES / "scoring.yaml")
-    assert scoring.version_label == "churn_scoring@v3"
+    assert scoring.version_label == "churn_scoring@v4"
     assert sum(scoring.spec.weights.values()) == pytest.approx(1)
 
 
