@@ -139,6 +139,37 @@ def activity_executor() -> Iterator[ThreadPoolExecutor]:
 
 
 @pytest.fixture
+async def skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping server (temporal-test-server) per test: its virtual clock is global, so tests must not share it."""
+    env = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=temporal_binary("temporal-test-server"))
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest.fixture
+def mail_settings(settings: Settings, tmp_path: Path) -> Iterator[Settings]:
+    """The test's settings with email going to a local mail sink (domain.notifications.sink) in tmp_path/mail."""
+    from domain.notifications.sink import start_mail_sink  # noqa: PLC0415 - only the tests that send mail need it
+
+    sink = start_mail_sink(tmp_path / "mail")
+    try:
+        yield settings.model_copy(update={"smtp_port": sink.port, "mail_dir": tmp_path / "mail"})
+    finally:
+        sink.stop()
+
+
+async def terminate_running(client, task_queue: str) -> None:  # noqa: ANN001 - a temporalio Client
+    """Ends every running workflow of ``task_queue`` (workflow ids are business keys, reused by later tests)."""
+    async for execution in client.list_workflows(f"TaskQueue = '{task_queue}' AND ExecutionStatus = 'Running'"):
+        try:
+            await client.get_workflow_handle(execution.id, run_id=execution.run_id).terminate("test finished")
+        except Exception:  # noqa: BLE001, S110 - it may have finished meanwhile
+            pass
+
+
+@pytest.fixture
 async def temporal_client(temporal_env: WorkflowEnvironment, settings: Settings) -> AsyncIterator:
     """The session server's client; running workflows of this test's task queue are terminated afterwards.
 
@@ -147,12 +178,7 @@ async def temporal_client(temporal_env: WorkflowEnvironment, settings: Settings)
     """
     client = temporal_env.client
     yield client
-    query = f"TaskQueue = '{settings.temporal_task_queue}' AND ExecutionStatus = 'Running'"
-    async for execution in client.list_workflows(query):
-        try:
-            await client.get_workflow_handle(execution.id, run_id=execution.run_id).terminate("test finished")
-        except Exception:  # noqa: BLE001, S110 - it may have finished meanwhile
-            pass
+    await terminate_running(client, settings.temporal_task_queue)
 
 
 # The slowest files start first: `make test` spreads whole files over the cores (pytest-xdist, --dist loadfile,

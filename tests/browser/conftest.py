@@ -10,15 +10,11 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-import uvicorn
 from sqlalchemy.engine import Engine
 
 from api.actor import SESSION_COOKIE
@@ -29,7 +25,7 @@ from core.types import utcnow
 from domain.scoring.models import ChurnPrediction, RiskLevel
 from domain.tutors.models import Tutor
 from tests.auth import page_session
-from tests.browser.pages import ANONYMOUS, AXE_JS, Site
+from tests.browser.pages import ANONYMOUS, AXE_JS, Site, serving
 from tests.factories import intervention_row
 from tests.integration.access_world import TUTOR_A, seed_world, world_settings
 
@@ -92,24 +88,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     world = seed_world(engine, settings)
     _seed_more(engine)
 
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))  # a free port, held from here until the server owns it
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning", access_log=False,
-                                           loop="asyncio", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="browser-test-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("the test server did not start")
-        time.sleep(0.05)
     try:
-        yield Site(base_url=f"http://127.0.0.1:{port}", engine=engine, world=world)
+        with serving(create_app(settings), name="browser-test-server") as base_url:
+            yield Site(base_url=base_url, engine=engine, world=world)
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
         engine.dispose()
 
 

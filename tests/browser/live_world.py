@@ -16,11 +16,9 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -31,7 +29,6 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import select
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
@@ -47,13 +44,11 @@ from domain.notifications.sink import start_mail_sink
 from domain.tutors.models import Tutor
 from tests.auth import bearer, page_session
 from tests.browser.conftest import skip_unless_runnable
-from tests.browser.pages import ANONYMOUS, Site
+from tests.browser.pages import ANONYMOUS, Site, serving
 from tests.conftest import temporal_binary
 from tests.integration.access_world import seed_world, world_settings
 from tests.integration.pipeline_helpers import eventually, troubled_history
 from workflows.inputs import InterventionResult
-from workflows.retention_schedule import retention_schedule_id
-from workflows.schedules import evaluation_schedule_ids, model_retrain_schedule_id, sweep_schedule_id
 
 ROOT = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
@@ -145,23 +140,6 @@ def _start_worker(settings: Settings, address: str, smtp_port: int, folder: Path
                             stdout=log.open("ab"), stderr=subprocess.STDOUT)
 
 
-def _serve(settings: Settings) -> tuple[uvicorn.Server, threading.Thread, socket.socket, int]:
-    """The app in a thread on a free port, as tests/browser/conftest.py `site` serves it."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning", access_log=False,
-                                           loop="asyncio", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="live-test-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("the live test server did not start")
-        time.sleep(0.05)
-    return server, thread, sock, port
-
-
 def _add_tutors(site: LiveSite, tag: str) -> None:
     now = utcnow()
     with session_scope(site.engine) as db:
@@ -204,24 +182,6 @@ def _wait_for_tasks(site: LiveSite, worker: subprocess.Popen) -> None:
                                                      f"recorded (worker log {site.worker_log})"))
 
 
-async def _clean_temporal(address: str, settings: Settings) -> None:
-    """The worker's schedules for this queue (run_worker creates them) and every workflow still running on it."""
-    client = await Client.connect(address)
-    ids = (sweep_schedule_id(settings), *evaluation_schedule_ids(settings).values(),
-           model_retrain_schedule_id(settings), retention_schedule_id(settings))
-    for schedule_id in ids:
-        try:
-            await client.get_schedule_handle(schedule_id).delete()
-        except Exception:  # noqa: BLE001, S110 - absent if the worker never got that far
-            pass
-    query = f"TaskQueue = '{settings.temporal_task_queue}' AND ExecutionStatus = 'Running'"
-    async for execution in client.list_workflows(query):
-        try:
-            await client.get_workflow_handle(execution.id, run_id=execution.run_id).terminate("test finished")
-        except Exception:  # noqa: BLE001, S110 - it may have finished meanwhile
-            pass
-
-
 @pytest.fixture(scope="module")
 def live_site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveSite]:
     skip_unless_runnable()
@@ -239,24 +199,17 @@ def live_site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
     _add_tutors(site, tag)
     sink = start_mail_sink(folder / "mail")  # the automated cases' emails land here instead of retrying
     worker = _start_worker(settings, address, sink.port, folder, site.worker_log)
-    served = None
     try:
-        served = _serve(settings)
-        site.base_url = f"http://127.0.0.1:{served[3]}"
-        _ingest(site)
-        _wait_for_tasks(site, worker)
-        yield site
+        with serving(create_app(settings), name="live-test-server") as base_url:
+            site.base_url = base_url
+            _ingest(site)
+            _wait_for_tasks(site, worker)
+            yield site
     finally:
-        if served:
-            server, thread, sock, _port = served
-            server.should_exit = True
-            thread.join(timeout=10)
-            sock.close()
         if worker.poll() is None:
             worker.send_signal(signal.SIGKILL)
             worker.wait()
         sink.stop()
-        run_async(_clean_temporal(address, settings))
         engine.dispose()
 
 

@@ -5,7 +5,6 @@ link is still issued and says the reminder was not scheduled.
 """
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta
 from email import message_from_bytes
 from email.message import EmailMessage
@@ -23,9 +22,8 @@ from core.db import session_scope
 from core.types import utcnow
 from domain.feedback import reminders
 from domain.interventions.models import OutboxMessage
-from domain.notifications.sink import mail_files, start_mail_sink
+from domain.notifications.sink import mail_files
 from tests.auth import account, as_role
-from tests.conftest import temporal_binary
 from tests.integration.auth_helpers import api_client, build_app
 from tests.integration.test_feedback_flow_page import seed_feedback_world
 from worker import build_worker
@@ -35,23 +33,8 @@ ALEX = "u_alex"  # the student's account: the reminder's recipient
 
 
 @pytest.fixture
-async def skipping_env() -> AsyncIterator[WorkflowEnvironment]:
-    """One time-skipping server per test: its virtual clock is global, so tests must not share it."""
-    env = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=temporal_binary("temporal-test-server"))
-    try:
-        yield env
-    finally:
-        await env.shutdown()
-
-
-@pytest.fixture
-def mail_settings(settings: Settings, tmp_path: Path) -> Iterator[Settings]:
-    sink = start_mail_sink(tmp_path / "mail")
-    try:
-        yield settings.model_copy(update={"smtp_port": sink.port, "mail_dir": tmp_path / "mail",
-                                          "public_url": "https://tutorpulse.example"})
-    finally:
-        sink.stop()
+def reminder_settings(mail_settings: Settings) -> Settings:
+    return mail_settings.model_copy(update={"public_url": "https://tutorpulse.example"})
 
 
 def _outbox(engine: Engine) -> list[OutboxMessage]:
@@ -73,12 +56,12 @@ async def _issue(client, engine: Engine, session_id: str) -> dict:  # noqa: ANN0
 
 
 async def test_one_reminder_with_the_same_link_when_no_feedback_came(
-        engine: Engine, mail_settings: Settings, skipping_env: WorkflowEnvironment, activity_executor) -> None:  # noqa: ANN001
-    w = seed_feedback_world(engine, mail_settings.temporal_task_queue)
+        engine: Engine, reminder_settings: Settings, skipping_env: WorkflowEnvironment, activity_executor) -> None:  # noqa: ANN001
+    w = seed_feedback_world(engine, reminder_settings.temporal_task_queue)
     account(engine, "student", user_id=ALEX, student_id="student_1")
-    app = create_app(mail_settings)
+    app = create_app(reminder_settings)
     app.state.temporal = skipping_env.client
-    async with build_worker(skipping_env.client, mail_settings, activity_executor), api_client(app) as client:
+    async with build_worker(skipping_env.client, reminder_settings, activity_executor), api_client(app) as client:
         issued = await _issue(client, engine, w["first"])
         assert issued["reminder"] == "scheduled" and issued["page_path"] == f"/feedback/{issued['token']}"
         assert (await _issue(client, engine, w["first"]))["reminder"] == "already_scheduled"  # one per session
@@ -96,7 +79,7 @@ async def test_one_reminder_with_the_same_link_when_no_feedback_came(
         reminders.message_id_for(w["first"]), None, ALEX, "sent")
     # Due 24 hours after the link was issued (the workflow's clock skipped there), not before.
     assert row.created_at >= datetime.fromisoformat(issued["expires_at"]) - timedelta(days=14) + timedelta(hours=24)
-    (message,) = _mail_to_alex(mail_settings.mail_dir)
+    (message,) = _mail_to_alex(reminder_settings.mail_dir)
     body = message.get_body().get_content()
     assert message["Subject"] == "How was your Mathematics session with Emily?"
     assert f"https://tutorpulse.example{issued['page_path']}" in body  # the very link the marketplace was given
@@ -105,18 +88,18 @@ async def test_one_reminder_with_the_same_link_when_no_feedback_came(
     # The step itself is idempotent: run again, it finds its row and writes nothing.
     with session_scope(engine) as db:
         again = reminders.queue_reminder(db, w["first"], link_expires_at=datetime.fromisoformat(issued["expires_at"]),
-                                         site_url=mail_settings.site_url, now=utcnow() + timedelta(days=2))
+                                         site_url=reminder_settings.site_url, now=utcnow() + timedelta(days=2))
     assert again == reminders.ReminderOutcome(reminders.Outcome.already_reminded)
-    assert len(_outbox(engine)) == 1 and len(_mail_to_alex(mail_settings.mail_dir)) == 1
+    assert len(_outbox(engine)) == 1 and len(_mail_to_alex(reminder_settings.mail_dir)) == 1
 
 
 async def test_no_reminder_once_feedback_came_and_none_scheduled_without_temporal(
-        engine: Engine, mail_settings: Settings, skipping_env: WorkflowEnvironment, activity_executor) -> None:  # noqa: ANN001
-    w = seed_feedback_world(engine, mail_settings.temporal_task_queue)
+        engine: Engine, reminder_settings: Settings, skipping_env: WorkflowEnvironment, activity_executor) -> None:  # noqa: ANN001
+    w = seed_feedback_world(engine, reminder_settings.temporal_task_queue)
     account(engine, "student", user_id=ALEX, student_id="student_1")
-    app = create_app(mail_settings)
+    app = create_app(reminder_settings)
     app.state.temporal = skipping_env.client
-    async with build_worker(skipping_env.client, mail_settings, activity_executor), api_client(app) as client:
+    async with build_worker(skipping_env.client, reminder_settings, activity_executor), api_client(app) as client:
         issued = await _issue(client, engine, w["second"])
         assert issued["reminder"] == "scheduled"
         assert (await client.post(issued["path"], json={"rating": 5})).status_code == 201
@@ -124,8 +107,8 @@ async def test_no_reminder_once_feedback_came_and_none_scheduled_without_tempora
         result = await skipping_env.client.get_workflow_handle(reminder_workflow_id(w["second"]),
                                                                result_type=FeedbackReminderResult).result()
         assert (result.outcome, result.message_id, result.delivery) == ("feedback_given", None, None)
-    assert _outbox(engine) == [] and _mail_to_alex(mail_settings.mail_dir) == []
+    assert _outbox(engine) == [] and _mail_to_alex(reminder_settings.mail_dir) == []
 
-    async with api_client(build_app(mail_settings)) as client:  # Temporal unreachable: the link still comes
+    async with api_client(build_app(reminder_settings)) as client:  # Temporal unreachable: the link still comes
         issued = await _issue(client, engine, w["first"])
         assert issued["reminder"] == "not_scheduled" and issued["token"]

@@ -3,9 +3,7 @@ rules/interventions.yaml: SLA escalation, PIP check-ins, the A1 weekly cap, canc
 and completion storing the outcome. Updates that break the task's state machine are refused by validators."""
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -19,10 +17,9 @@ from core.db import session_scope
 from core.types import utcnow
 from domain.interventions.models import Intervention, InterventionEvent, OutboxMessage
 from domain.interventions.planning import build_plan, intervention_id
-from domain.notifications.sink import read_mail, start_mail_sink
+from domain.notifications.sink import read_mail
 from domain.scoring.models import ChurnPrediction
 from rules.interventions import active_intervention_rules
-from tests.conftest import temporal_binary
 from tests.factories import seed_people
 from tests.integration.pipeline_helpers import eventually
 from worker import build_worker
@@ -35,25 +32,6 @@ MANAGER = TaskCommand(actor="u_sarah", actor_role="ops_manager")
 MARCUS = TaskCommand(actor="u_marcus", actor_role="people_ops")
 MEDIUM = {"churn_score": 40.0, "risk_level": "Medium", "metrics_below_threshold": 2, "tier": "Strong"}
 LOW = {"churn_score": 12.0, "risk_level": "Low", "metrics_below_threshold": 2, "tier": "Strong"}
-
-
-@pytest.fixture
-async def skipping_env() -> AsyncIterator[WorkflowEnvironment]:
-    """One time-skipping server per test: its virtual clock is global, so tests must not share it."""
-    env = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=temporal_binary("temporal-test-server"))
-    try:
-        yield env
-    finally:
-        await env.shutdown()
-
-
-@pytest.fixture
-def mail_settings(settings: Settings, tmp_path: Path) -> Iterator[Settings]:
-    sink = start_mail_sink(tmp_path / "mail")
-    try:
-        yield settings.model_copy(update={"smtp_port": sink.port, "mail_dir": tmp_path / "mail"})
-    finally:
-        sink.stop()
 
 
 def _plan(settings: Settings, tutor: str, itype: str, facts: dict | None = None) -> InterventionPlan:
