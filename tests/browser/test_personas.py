@@ -1,5 +1,5 @@
-"""The PRD's ops personas walk their daily work in Chromium against a server whose queue buttons run Temporal
-Updates on real task workflows (tests/browser/live_world.py: a worker subprocess on the session's dev server; the
+"""The PRD's personas walk their work in Chromium against a server whose queue buttons run Temporal
+Updates on real task workflows (tests/browser/live_world.py: a worker subprocess on a Temporal dev server of its own; the
 tasks were opened by ingesting two troubled tutors' weeks through the API).
 
 - Marcus (people_ops, PRD persona 2) reviews his role's queue with its SLA countdowns, claims a retention interview,
@@ -7,21 +7,36 @@ tasks were opened by ingesting two troubled tutors' weeks through the API).
   workflow's result and the page all agree.
 - Sarah (ops_manager, persona 1) reviews Home's Critical alerts (reasons, recommended action) and assigns the
   alert's open task to Marcus in one click; Marcus's own queue then shows it as his.
+- Alex (student, persona 4) rates a first session Poor on a phone from the session's feedback link; the worker's
+  evaluation on the page's signal flags the tutor's poor first session, which the ops manager sees on the profile.
 
 Every page visited passes check() (axe, console, CSP). Screenshots: test-artifacts/screenshots/persona-*.png.
 """
 from __future__ import annotations
 
 import re
+import time
+import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
+import httpx
+from sqlalchemy import select
 from temporalio.client import WorkflowExecutionStatus
 
+from core.db import session_scope
+from core.types import utcnow
+from domain.feedback import links
+from domain.scoring.models import ChurnPrediction
+from domain.students.models import Student
+from domain.tutors.models import Tutor
+from tests.auth import bearer
 from tests.browser.live_world import RETENTION_INTERVIEW, TUTOR_NAMES, LiveSite
 from tests.browser.live_world import live_contexts, live_site  # noqa: F401 - fixtures of this module
-from tests.browser.pages import Visit, check, main_heading, open_tab
+from tests.browser.pages import MOBILE, Visit, check, main_heading, open_tab
+from tests.factories import session_payload
 
 if TYPE_CHECKING:  # without playwright installed the module skips (live_world) instead of erroring
     from playwright.sync_api import Page
@@ -156,3 +171,58 @@ def test_sarah_assigns_a_critical_alert_from_home(live_site: LiveSite, live_cont
         assert row.get_by_role("button", name=re.compile(r"^Complete\b")).count() == 1
         _checked(visit, "persona-marcus-assigned-by-sarah")
 
+
+
+def _latest_flags(site: LiveSite, tutor: str) -> dict[str, dict]:
+    with session_scope(site.engine) as db:
+        p = db.execute(select(ChurnPrediction).where(ChurnPrediction.tutor_id == tutor)
+                       .order_by(ChurnPrediction.as_of.desc()).limit(1)).scalar_one_or_none()
+        return {f["name"]: f for f in (p.flags or [])} if p else {}
+
+
+def test_alex_rates_a_poor_first_session_and_the_worker_flags_the_tutor(
+        live_site: LiveSite, live_contexts: Callable, browser) -> None:  # noqa: ANN001, F811 - playwright's Browser
+    """Alex (persona 4) on a phone: one star and "No, I would not work with them again" on a first session. The
+    page's signal reaches the tutor's workflow on the worker, whose evaluation raises the poor-first-session flag,
+    and the ops manager sees it on the tutor's profile."""
+    tag = uuid.uuid4().hex[:6]
+    tutor, alex = f"tutor_{tag}_emily", f"student_{tag}_alex"
+    now = utcnow()
+    with session_scope(live_site.engine) as db:
+        db.add(Tutor(tutor_id=tutor, name="Emily Tran", email=f"emily.{tag}@example.test",
+                     onboarding_date=(now - timedelta(days=60)).date(), subjects=["Mathematics"]))
+        db.add(Student(student_id=alex, name="Alex Rivera", age=16, grade_level="11", subjects_interested=["Mathematics"]))
+    first = session_payload(1, tutor=tutor, student=alex, at=now - timedelta(hours=20), student_rating=None)
+    with httpx.Client(base_url=live_site.base_url, headers=bearer(live_site.engine, live_site.world.users["service"]),
+                      timeout=30) as api:
+        r = api.post("/api/v1/sessions", json=[first])
+        assert r.status_code == 201 and r.json()["evaluation"] == "signalled", r.text
+    assert "poor_first_session" not in _latest_flags(live_site, tutor)
+
+    phone = browser.new_context(base_url=live_site.base_url, viewport=MOBILE, has_touch=True, is_mobile=True)
+    try:
+        with open_tab(phone) as visit:
+            page = visit.page
+            assert visit.goto(f"/feedback/{links.sign(first['session_id'])[0]}").status == 200
+            assert main_heading(page) == "How was your first session with Emily?"
+            page.locator("label[for=rating-1]").tap()  # Poor
+            page.get_by_text("No", exact=True).tap()  # would not work with Emily again
+            page.get_by_label("Tutor seemed unprepared").tap()
+            _checked(visit, "persona-alex-poor-first-session")
+            with page.expect_navigation():
+                page.get_by_role("button", name="Submit rating").tap()
+            assert main_heading(page) == "Thank you for your feedback!"
+            _checked(visit, "persona-alex-thanks")
+    finally:
+        phone.close()
+
+    deadline = time.monotonic() + 60  # the worker evaluates on the page's signal, not on a schedule
+    while "poor_first_session" not in (flags := _latest_flags(live_site, tutor)):
+        assert time.monotonic() < deadline, f"no poor-first-session flag on {tutor}: {flags}; see {live_site.worker_log}"
+        time.sleep(0.5)
+    assert flags["poor_first_session"]["evidence"]["session_ids"] == [first["session_id"]]
+
+    with open_tab(live_contexts("ops_manager")) as visit:
+        assert visit.goto(f"/tutors/{tutor}").status == 200
+        assert "poor first session" in " ".join((visit.page.locator("main").text_content() or "").split()).lower()
+        _checked(visit, "persona-alex-tutor-flagged")
