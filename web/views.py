@@ -239,7 +239,10 @@ def _queue_context_in_thread(engine: Engine, **kwargs: Any) -> dict[str, Any]:
 @router.get("/queue", response_class=HTMLResponse)
 def queue(request: Request, db: DbDep, actor: StaffActor) -> Response:
     view = _view_params(dict(request.query_params))
-    context = _queue_context(db, view=view, actor=actor, now=utcnow())
+    now = utcnow()
+    live_token = change_token(db, now=now)  # before the rows, as on Home: a change meanwhile is never lost
+    context = _queue_context(db, view=view, actor=actor, now=now)
+    context["live_token"] = live_token
     done_id, did = request.query_params.get("done"), request.query_params.get("did")
     context.update(done=done_id, did=DONE.get(did or ""))
     status = 403 if context["scope_error"] else 200
@@ -282,6 +285,14 @@ def queue_csv(request: Request, db: DbDep, actor: StaffActor) -> Response:
                      r.recommended_date, r.due_date, open_ and r.due_date is not None and r.due_date < now,
                      r.escalated_at, r.escalated_to_role, r.trigger_reason, r.intervention_id])
     return csv_response(rows, stem="queue")
+
+
+@router.get("/partials/queue", response_class=HTMLResponse)
+def queue_tasks(request: Request, db: DbDep, actor: StaffActor) -> Response:
+    """The queue page's task table alone, for static/live.js to swap in when the change stream reports a change."""
+    context = _queue_context(db, view=_view_params(dict(request.query_params)), actor=actor, now=utcnow())
+    return templates.TemplateResponse(request, "_queue_tasks.html", context, headers={"Cache-Control": "no-store"},
+                                      status_code=403 if context["scope_error"] else 200)
 
 
 def _command(actor: Actor, action: str, form: dict[str, str]) -> tuple[TaskCommand | None, str | None]:

@@ -136,7 +136,14 @@ def open_tab(context: BrowserContext, viewport: dict[str, int] | None = None) ->
 
     page.on("console", on_console)
     page.on("pageerror", lambda exc: visit.problems.append(f"uncaught exception: {exc}"))
-    page.on("requestfailed", lambda r: visit.problems.append(f"request failed: {r.method} {r.url} ({r.failure})"))
+    def on_failed(request) -> None:  # noqa: ANN001 - playwright's Request
+        # A live page's event stream never ends by itself, and a region it is fetching again may be in flight:
+        # leaving the page aborts both, which is no fault. A script, style or image that fails is still reported.
+        if "ERR_ABORTED" in (request.failure or "") and request.resource_type in ("eventsource", "fetch", "xhr"):
+            return
+        visit.problems.append(f"request failed: {request.method} {request.url} ({request.failure})")
+
+    page.on("requestfailed", on_failed)
     page.on("response", on_response)
     return visit
 

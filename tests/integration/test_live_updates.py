@@ -227,3 +227,25 @@ def test_the_stream_is_staff_only_and_ends_on_disconnect_and_after_its_lifetime(
         assert world.open_streams() == 0
     # Nothing left running: a stream still open would hold uvicorn for its graceful-shutdown timeout (3 s here).
     assert world.server.stop() < 2.5
+
+
+def test_a_task_opened_while_the_queue_is_open_shows_within_5_s(world: Live) -> None:
+    engine = world.app.state.engine
+    with world.client(world.staff_cookie) as page:
+        queue = page.get("/queue?scope=all")
+        assert queue.status_code == 200 and "No tasks match" in queue.text
+        since = re.search(r'data-live-stream="/live/home\?since=([0-9a-f]+)"', queue.text).group(1)
+        assert 'data-live-src="/partials/queue?scope=all"' in queue.text  # the region keeps the page's filters
+        with page.stream("GET", f"/live/home?since={since}", headers=EVENT_STREAM) as stream:
+            received = events(stream)
+            next(received)  # the hello: nothing changed since the render
+            written_at = time.monotonic()
+            record_task(engine)
+            assert next(received)["event"] == "change"  # a ReadTimeout after 5 s if none comes
+            region = page.get("/partials/queue?scope=all")
+            shown_after = time.monotonic() - written_at
+        assert region.status_code == 200 and region.headers["cache-control"] == "no-store" and "<html" not in region.text
+        assert 'data-intervention="iv-live-1"' in region.text and 'action="/queue/iv-live-1/claim"' in region.text
+        assert shown_after < PROMISE_SECONDS, f"the queue showed the task after {shown_after:.1f} s"
+    with world.client(world.tutor_cookie) as tutor:
+        assert tutor.get("/partials/queue").status_code == 403
