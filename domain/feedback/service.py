@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlmodel import Session
 
 from core.errors import InputError, field_error
@@ -67,4 +67,10 @@ def ingest_feedback(db: Session, items: Sequence[FeedbackIn], *, many: bool, now
         results.append(IngestResult(id=item.feedback_id, status="created"))
     if rows:
         db.execute(insert(StudentFeedback), rows)
+        # The session counts as unevaluated again: the tutor's workflow is signalled to re-evaluate, and should that
+        # signal be lost (Temporal down), the sweep finds the session pending and signals it again.
+        rated = [r["session_id"] for r in rows]
+        for i in range(0, len(rated), IN_CHUNK):
+            db.execute(update(TutoringSession).where(TutoringSession.session_id.in_(rated[i:i + IN_CHUNK]))
+                       .values(evaluated_at=None))
     return results

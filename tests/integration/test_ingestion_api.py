@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -9,9 +10,12 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 from api.main import create_app
+from core.db import session_scope
+from core.types import utcnow
 from core.config import Settings
 from domain.feedback.models import StudentFeedback
 from domain.sessions.models import TutoringSession
+from domain.sessions.service import pending_tutors
 from tests.auth import as_role
 from tests.factories import feedback_payload, seed_people, session_payload
 
@@ -110,6 +114,24 @@ def test_feedback_validated_against_its_session(client: TestClient, engine: Engi
     again = client.post("/api/v1/feedback", json={**good, "feedback_id": "other"})
     assert again.status_code == 422  # a session takes one feedback
     assert count(engine, StudentFeedback) == 1
+
+
+def test_feedback_makes_its_evaluated_session_pending_again(client: TestClient, engine: Engine) -> None:
+    """So a lost signal (Temporal down) is made good by the sweep, as for a new session; a replay changes nothing."""
+    session = session_payload(1)
+    assert client.post("/api/v1/sessions", json=session).status_code == 201
+    evaluated = utcnow()
+    with session_scope(engine) as db:
+        db.get(TutoringSession, session["session_id"]).evaluated_at = evaluated
+        assert pending_tutors(db, older_than=utcnow() + timedelta(minutes=1)) == []
+    assert client.post("/api/v1/feedback", json=feedback_payload(session)).status_code == 201
+    with session_scope(engine) as db:
+        assert db.get(TutoringSession, session["session_id"]).evaluated_at is None
+        assert pending_tutors(db, older_than=utcnow() + timedelta(minutes=1)) == [session["tutor_id"]]
+        db.get(TutoringSession, session["session_id"]).evaluated_at = evaluated
+    assert client.post("/api/v1/feedback", json=feedback_payload(session)).status_code == 200  # the replay
+    with session_scope(engine) as db:
+        assert db.get(TutoringSession, session["session_id"]).evaluated_at is not None
 
 
 def test_openapi_documents_bodies_and_docs_page_is_offline(client: TestClient) -> None:
