@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import os
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -109,15 +110,16 @@ def browser() -> Iterator:
             launched.close()
 
 
-@pytest.fixture(scope="package")
-def contexts(site: Site, browser) -> Iterator[Callable]:  # noqa: ANN001 - playwright's Browser
-    """A function of a role giving its browser context, created and signed in on first use (anonymous: never)."""
+@contextmanager
+def signed_in_contexts(browser, site: Site, *, timeout_ms: int = 10_000) -> Iterator[Callable]:  # noqa: ANN001
+    """A function of a role giving its browser context on ``site``, created and signed in on first use (anonymous:
+    never); every context is closed afterwards."""
     opened: dict = {}
 
     def get(role: str):  # noqa: ANN202
         if role not in opened:
             context = browser.new_context(base_url=site.base_url)
-            context.set_default_timeout(10_000)
+            context.set_default_timeout(timeout_ms)
             if role != ANONYMOUS:
                 # A real page session, as POST /login issues (test_sign_in walks the form itself; an argon2 check
                 # per role here would cost seconds).
@@ -127,7 +129,15 @@ def contexts(site: Site, browser) -> Iterator[Callable]:  # noqa: ANN001 - playw
             opened[role] = context
         return opened[role]
 
-    yield get
-    for context in opened.values():
-        context.close()
+    try:
+        yield get
+    finally:
+        for context in opened.values():
+            context.close()
 
+
+@pytest.fixture(scope="package")
+def contexts(site: Site, browser) -> Iterator[Callable]:  # noqa: ANN001 - playwright's Browser
+    """signed_in_contexts on the package's site."""
+    with signed_in_contexts(browser, site) as get:
+        yield get

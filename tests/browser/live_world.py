@@ -33,7 +33,6 @@ from sqlalchemy import select
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
-from api.actor import SESSION_COOKIE
 from api.main import create_app
 from core.config import Settings
 from core.db import get_engine, session_scope
@@ -42,9 +41,9 @@ from core.types import utcnow
 from domain.interventions.models import Intervention
 from domain.notifications.sink import start_mail_sink
 from domain.tutors.models import Tutor
-from tests.auth import bearer, page_session
-from tests.browser.conftest import skip_unless_runnable
-from tests.browser.pages import ANONYMOUS, Site, serving
+from tests.auth import bearer
+from tests.browser.conftest import signed_in_contexts, skip_unless_runnable
+from tests.browser.pages import Site, serving
 from tests.conftest import temporal_binary
 from tests.integration.access_world import seed_world, world_settings
 from tests.integration.pipeline_helpers import eventually, troubled_history
@@ -215,21 +214,6 @@ def live_site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
 
 @pytest.fixture(scope="module")
 def live_contexts(live_site: LiveSite, browser) -> Iterator[Callable]:  # noqa: ANN001 - playwright's Browser
-    """A function of a role giving its browser context on the live site, signed in with a real page session on
-    first use (as tests/browser/conftest.py `contexts` does)."""
-    opened: dict = {}
-
-    def get(role: str):  # noqa: ANN202
-        if role not in opened:
-            context = browser.new_context(base_url=live_site.base_url)
-            context.set_default_timeout(15_000)  # an action waits on a Temporal Update, not only on the database
-            if role != ANONYMOUS:
-                token, _csrf = page_session(live_site.engine, live_site.world.users[role])
-                context.add_cookies([{"name": SESSION_COOKIE, "value": token, "url": live_site.base_url,
-                                      "httpOnly": True, "sameSite": "Lax"}])
-            opened[role] = context
-        return opened[role]
-
-    yield get
-    for context in opened.values():
-        context.close()
+    """signed_in_contexts on the live site; an action waits on a Temporal Update, hence the longer timeout."""
+    with signed_in_contexts(browser, live_site, timeout_ms=15_000) as get:
+        yield get
