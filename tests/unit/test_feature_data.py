@@ -95,6 +95,8 @@ def test_days_are_utc_dates_at_the_edges(db_url: str) -> None:
                           event_metadata={"session_prep_minutes": 7}))
         db.add(TutorEvent(event_id="e2", tutor_id="tutor_2", event_type="login", event_timestamp=edge,
                           event_metadata={"session_prep_minutes": True}))  # a boolean is not a number
+        db.add(TutorEvent(event_id="e5", tutor_id="tutor_2", event_type="login", event_timestamp=edge,
+                          event_metadata={"session_prep_minutes": "5"}))  # nor is a numeric string
         db.add(TutorEvent(event_id="e3", tutor_id="tutor_2", event_type="message_response",
                           event_timestamp=edge - timedelta(days=2), event_metadata={"response_minutes": 13.1}))
         db.add(TutorEvent(event_id="e4", tutor_id="tutor_2", event_type="training_completed",
@@ -110,7 +112,7 @@ def test_days_are_utc_dates_at_the_edges(db_url: str) -> None:
     assert s.feedback_visible[first].tolist() == [(date(2026, 8, 25) - base).days]  # from the day after
     # The session 40 days back is older than DETAIL_DAYS and not a first session: read in part, no hours.
     assert sorted(s.hours.tolist()) == [0.0, 0.75, 0.75, 0.75] and (s.number == 0).sum() == 1
-    assert data.logins.day.tolist() == [(edge.date() - base).days] * 2
-    assert sorted(data.logins.value.tolist(), key=np.isnan)[0] == 7.0 and np.isnan(data.logins.value).sum() == 1
+    assert data.logins.day.tolist() == [(edge.date() - base).days] * 3
+    assert sorted(data.logins.value.tolist(), key=np.isnan)[0] == 7.0 and np.isnan(data.logins.value).sum() == 2
     assert data.responses.value.tolist() == [13.1]
     assert data.trainings == [(1, "patience_and_feedback", (date(2026, 3, 2) - base).days)]
