@@ -17,7 +17,7 @@ from sqlmodel import Session
 from api.actor import Actor
 from api.deps import DbDep
 from api.policy import TutorActor
-from api.routes.me import _tier_changes, _tutor_id  # the self-service API's tier framing and account check
+from api.routes.me import linked_tutor_id, tier_changes  # the self-service API's tier framing and account check
 from core.types import utcnow
 from domain.feedback import anonymise
 from domain.feedback.links import first_name
@@ -40,7 +40,7 @@ TIER_MESSAGES = {
 
 
 def _tutor(db: Session, actor: Actor) -> Tutor:
-    tutor = db.get(Tutor, _tutor_id(actor))
+    tutor = db.get(Tutor, linked_tutor_id(actor))
     if tutor is None:
         raise HTTPException(status_code=403, detail="This account's tutor record no longer exists.")
     return tutor
@@ -129,7 +129,7 @@ def _latest_shown(page: anonymise.WeekPage) -> anonymise.FeedbackWeek | None:
 def portal_home(request: Request, db: DbDep, actor: TutorActor) -> Response:
     tutor = _tutor(db, actor)
     now = utcnow()
-    tiers = _tier_changes(db, tutor.tutor_id)
+    tiers = tier_changes(db, tutor.tutor_id)
     dash = portal_service.dashboard(db, tutor, now=now)
     breakdown, recommended, recent = _growth(db, tutor.tutor_id)
     return templates.TemplateResponse(request, "portal.html", {

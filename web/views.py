@@ -29,7 +29,7 @@ from core.types import utcnow
 from domain.dashboard import service as dashboard_service
 from domain.dashboard.changes import change_token
 from domain.interventions import queries
-from domain.interventions.models import Intervention, Outcome
+from domain.interventions.models import OPEN, Intervention, Outcome
 from domain.scoring.models import RiskLevel
 from domain.tutors.service import tier_window
 from domain.users import service as user_service
@@ -209,6 +209,12 @@ def _task_types(db: Session) -> list[str]:
     return list(db.execute(stmt).scalars())
 
 
+def _filters(view: dict[str, Any]) -> queries.QueueFilters:
+    """The query's filters from the page's view (the page and its CSV list the same tasks)."""
+    return queries.QueueFilters(scope=view["scope"], risk_levels=[view["risk"]] if view["risk"] else (),
+                                types=[view["type"]] if view["type"] else (), due=view["due"], status=view["status"])
+
+
 def _queue_context(db: Session, *, view: dict[str, Any], actor: Actor, now: datetime) -> dict[str, Any]:
     context: dict[str, Any] = {
         "active": "queue", "now": now, "view": view, "query": _query, "actor": actor, "managers": MANAGERS,
@@ -221,9 +227,7 @@ def _queue_context(db: Session, *, view: dict[str, Any], actor: Actor, now: date
     except queries.ScopeNotAllowed as exc:
         context["scope_error"] = str(exc)
         return context
-    filters = queries.QueueFilters(scope=view["scope"], risk_levels=[view["risk"]] if view["risk"] else (),
-                                   types=[view["type"]] if view["type"] else (), due=view["due"],
-                                   status=view["status"])
+    filters = _filters(view)
     items, total = queries.list_queue(db, filters, user_id=actor.user_id, role=actor.role, now=now,
                                       limit=PAGE_SIZE, offset=(view["page"] - 1) * PAGE_SIZE)
     context.update(tasks=[(i.intervention, i.tutor_name) for i in items], total=total,
@@ -271,15 +275,13 @@ def queue_csv(request: Request, db: DbDep, actor: StaffActor) -> Response:
     except queries.ScopeNotAllowed as exc:
         raise HTTPException(status_code=403, detail=str(exc)) from None
     now = utcnow()
-    filters = queries.QueueFilters(scope=view["scope"], risk_levels=[view["risk"]] if view["risk"] else (),
-                                   types=[view["type"]] if view["type"] else (), due=view["due"],
-                                   status=view["status"])
+    filters = _filters(view)
     items, _total = queries.list_queue(db, filters, user_id=actor.user_id, role=actor.role, now=now,
                                        limit=QUEUE_CSV_LIMIT)
     rows: list[list[object]] = [QUEUE_CSV_COLUMNS]
     for item in items:  # plain values now: the session closes before the response streams
         r = item.intervention
-        open_ = r.status in ("needs_approval", "pending", "in_progress")
+        open_ = r.status in OPEN
         rows.append([r.tutor_id, item.tutor_name, r.risk_level, r.churn_score, r.title or r.intervention_type,
                      r.intervention_type, r.kind, r.step, r.status, r.outcome, r.owner_role, r.assigned_to,
                      r.recommended_date, r.due_date, open_ and r.due_date is not None and r.due_date < now,

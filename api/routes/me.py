@@ -44,7 +44,7 @@ SESSION_MILESTONES = (1000, 500, 250, 100, 50, 10)
 RATING_BADGE = 4.8
 
 
-def _tutor_id(actor: Actor) -> str:
+def linked_tutor_id(actor: Actor) -> str:
     if not actor.tutor_id:
         raise HTTPException(status_code=403, detail="This tutor account is not linked to a tutor record: ask an "
                                                     "admin to link it (tutorpulse users set-role).")
@@ -89,7 +89,7 @@ def _figures(db: Session, tutor_id: str, window: str, days: int) -> WindowFigure
                          no_show_count=row.no_show_count)
 
 
-def _tier_changes(db: Session, tutor_id: str) -> list[TutorTierRead]:
+def tier_changes(db: Session, tutor_id: str) -> list[TutorTierRead]:
     """Tier history as the tutor reads it, newest first: a change between two merged tiers is no change."""
     h = TierHistory
     out: list[TutorTierRead] = []
@@ -114,11 +114,11 @@ def _highlights(db: Session, tutor_id: str, last_30: WindowFigures | None) -> li
 @router.get("/tutor/summary", response_model=TutorSelfSummary, responses=WHO,
             summary="My tier, tenure and this week's and 30-day figures")
 def tutor_summary(db: DbDep, actor: TutorActor) -> TutorSelfSummary:
-    tutor_id = _tutor_id(actor)
+    tutor_id = linked_tutor_id(actor)
     tutor = db.get(Tutor, tutor_id)
     if tutor is None:
         raise HTTPException(status_code=403, detail="This account's tutor record no longer exists.")
-    tiers = _tier_changes(db, tutor_id)
+    tiers = tier_changes(db, tutor_id)
     last_30 = _figures(db, tutor_id, "30day", 30)
     return TutorSelfSummary(
         first_name=first_name(tutor.name), tier=tiers[0].tier if tiers else None,
@@ -135,7 +135,7 @@ def tutor_sessions(db: DbDep, actor: TutorActor, limit: Limit = 50, offset: Offs
     s = TutoringSession
     base = select(s.subject, s.session_type, s.scheduled_start, s.actual_start, s.duration_minutes,
                   s.session_number, s.late_start_minutes, s.no_show, s.tutor_initiated_reschedule
-                  ).where(s.tutor_id == _tutor_id(actor))
+                  ).where(s.tutor_id == linked_tutor_id(actor))
     rows = db.execute(base.order_by(s.scheduled_start.desc(), s.session_id).limit(limit).offset(offset))
     # Per-session ratings are left out on purpose: the tutor knows who was in each session, so a rating next to
     # it names its author. Ratings reach tutors only through the week-grouped, suppressed feedback.
@@ -151,7 +151,7 @@ def tutor_sessions(db: DbDep, actor: TutorActor, limit: Limit = 50, offset: Offs
             summary="Feedback I received, anonymised and grouped by week")
 def tutor_feedback(db: DbDep, actor: TutorActor, limit: Annotated[int, Query(ge=1, le=52)] = 12,
                    offset: Offset = 0) -> TutorFeedbackPage:
-    page = anonymise.tutor_feedback(db, _tutor_id(actor), limit=limit, offset=offset)
+    page = anonymise.tutor_feedback(db, linked_tutor_id(actor), limit=limit, offset=offset)
     weeks = [FeedbackWeekRead(week=w.week, week_start=w.week_start, feedback_count=w.feedback_count,
                               suppressed=w.suppressed, average_rating=w.average_rating,
                               dimension_averages=w.dimension_averages,
@@ -166,7 +166,7 @@ def tutor_feedback(db: DbDep, actor: TutorActor, limit: Annotated[int, Query(ge=
 
 @router.get("/tutor/tiers", response_model=TutorTierPage, responses=WHO, summary="My tier history, newest first")
 def tutor_tiers(db: DbDep, actor: TutorActor, limit: Limit = 50, offset: Offset = 0) -> TutorTierPage:
-    changes = _tier_changes(db, _tutor_id(actor))
+    changes = tier_changes(db, linked_tutor_id(actor))
     return TutorTierPage(items=changes[offset:offset + limit], total=len(changes), limit=limit, offset=offset)
 
 
