@@ -37,6 +37,18 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
 
 
+def machine_reference_s() -> float:
+    """Seconds for a fixed pure-Python loop (10 million additions), best of three. This VM's speed moves a lot
+    between sessions and within one, so a bench's timings are only comparable next to this figure."""
+    best = float("inf")
+    for _ in range(3):
+        started, total = time.perf_counter(), 0
+        for i in range(10_000_000):
+            total += i
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
 def _pg_admin():  # noqa: ANN202
     import psycopg
 

@@ -26,7 +26,8 @@ from sqlmodel import Session
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.backfill_speed import figure, fresh_database, peak_rss_mb, postgres_reachable  # noqa: E402
+from bench.backfill_speed import (  # noqa: E402
+    figure, fresh_database, machine_reference_s, peak_rss_mb, postgres_reachable)
 from core.db import get_engine  # noqa: E402
 from ml.features import FeatureFrame, build_features  # noqa: E402
 from synth.models import SynthWorld  # noqa: E402
@@ -144,6 +145,7 @@ def main() -> None:
     parser.add_argument("--no-postgres", action="store_true")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="tp_feature_speed_"))
+    figure("machine_reference_loop", machine_reference_s(), "s")
     try:
         url = sqlite_world(args, folder)
         days = scoring_days(url)

@@ -1,8 +1,8 @@
 """page_speed.py's browser pass: every page it timed, loaded in Chromium over real HTTP, against the 2 s target.
 
-The app is served by uvicorn in a thread of this process on a free port (as tests/browser/conftest.py's `site`),
-and Debian's chromium is driven through Playwright's sync API with one browser context per role holding the page
-session page_speed.py issued. Each page is loaded once as a warm-up (it fills the context's cache with the shared
+The app is served by uvicorn in a thread of this process on a free port (core/serving.py, as the browser tests'
+`site`), and Debian's chromium is driven through Playwright's sync API with one browser context per role holding
+the page session page_speed.py issued. Each page is loaded once as a warm-up (it fills the context's cache with the shared
 assets, as a second visit would find them) and then `runs` times in the same tab; each load's figures come from
 the page's own Navigation Timing entry, so Playwright's round trips are not counted:
 - TTFB: responseStart - startTime (the server time plus the local socket);
@@ -18,15 +18,12 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import socket
 import statistics
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from bench.backfill_speed import figure
+from core.serving import serving
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_MS = 2000.0
@@ -72,33 +69,11 @@ def cannot_run() -> str | None:
     return None
 
 
-@contextmanager
-def serve(settings) -> Iterator[str]:  # noqa: ANN001 - core.config.Settings
+def serve(settings) -> AbstractContextManager[str]:  # noqa: ANN001 - core.config.Settings
     """The app over HTTP on a free local port, for as long as the block runs; yields its base URL."""
-    import uvicorn
-
     from api.main import create_app
 
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))  # a free port, held from here until the server owns it
-    port = sock.getsockname()[1]
-    # A short graceful shutdown: an event stream left open would otherwise hold the exit up.
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning", access_log=False,
-                                           loop="asyncio", lifespan="on", timeout_graceful_shutdown=2))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="page-load-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            sock.close()
-            raise RuntimeError("the page server did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+    return serving(create_app(settings), name="page-load-server")
 
 
 def _load(tab, target: str) -> dict:  # noqa: ANN001 - playwright's Page

@@ -16,6 +16,7 @@ from fastapi.templating import Jinja2Templates
 from api.actor import Actor
 from api.policy import ADMIN, SELF, STAFF, STAFF_PLAIN, TUTOR_SELF, Policy
 from domain.dashboard import service as dashboard_service
+from domain.interventions.models import OPEN
 
 # (key for aria-current, label, href, policy of the page it opens).
 NAV: tuple[tuple[str, str, str, Policy], ...] = (
@@ -83,3 +84,5 @@ templates.env.filters["words"] = dashboard_service.title_words
 templates.env.filters["when"] = when
 templates.env.globals["due"] = due
 templates.env.globals["diff_lines"] = diff_lines
+# The statuses a task is still open in, as the queries count them (domain/interventions/models.py).
+templates.env.globals["open_statuses"] = tuple(status.value for status in OPEN)

@@ -26,7 +26,8 @@ from core.types import utcnow
 from domain.scoring.models import ChurnPrediction, RiskLevel
 from domain.tutors.models import Tutor
 from tests.auth import page_session
-from tests.browser.pages import ANONYMOUS, AXE_JS, Site, serving
+from core.serving import serving
+from tests.browser.pages import ANONYMOUS, AXE_JS, Site
 from tests.factories import intervention_row
 from tests.integration.access_world import TUTOR_A, seed_world, world_settings
 

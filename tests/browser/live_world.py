@@ -43,7 +43,8 @@ from domain.notifications.sink import start_mail_sink
 from domain.tutors.models import Tutor
 from tests.auth import bearer
 from tests.browser.conftest import signed_in_contexts, skip_unless_runnable
-from tests.browser.pages import Site, serving
+from core.serving import serving
+from tests.browser.pages import Site
 from tests.conftest import temporal_binary
 from tests.integration.access_world import seed_world, world_settings
 from tests.integration.pipeline_helpers import eventually, troubled_history

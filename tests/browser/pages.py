@@ -6,14 +6,9 @@ from __future__ import annotations
 
 import json
 import re
-import socket
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 
@@ -50,30 +45,6 @@ AXE_RUN = """async () => {
 # Chromium logs a console error for any 4xx/5xx document, the page under test included; that status is asserted on
 # its own (an error page is expected to answer 403 or 404), so only this exact message about that URL is dropped.
 _DOCUMENT_STATUS = re.compile(r"^Failed to load resource: the server responded with a status of \d+")
-
-
-@contextmanager
-def serving(app: Any, *, name: str) -> Iterator[str]:  # noqa: ANN401 - an ASGI app
-    """Serves ``app`` with uvicorn in a thread on a free port; yields its base URL and stops it afterwards."""
-    import uvicorn  # noqa: PLC0415 - only the browser tests serve over real HTTP
-
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))  # a free port, held from here until the server owns it
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, loop="asyncio", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=name, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 20
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"the {name} did not start")
-            time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
 
 
 @dataclass
