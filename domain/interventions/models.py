@@ -96,8 +96,9 @@ class OutboxMessage(SQLModel, table=True):
     recipient_role: str | None = Field(default=None, max_length=20)
     # An email address or a user id; encrypted at rest like every other address (core.crypto).
     recipient: str | None = Field(default=None, sa_column=Column(EncryptedString(254), nullable=True))
-    subject: str = Field(max_length=200)
-    body: str = Field(max_length=4000)
+    # Encrypted at rest (migration 0014): a message names the tutor, a feedback reminder carries its link.
+    subject: str = Field(sa_column=Column(EncryptedString(200), nullable=False))
+    body: str = Field(sa_column=Column(EncryptedString(4000), nullable=False))
     payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     status: str = Field(default=OutboxStatus.queued.value, max_length=10, index=True)
     attempts: int = 0

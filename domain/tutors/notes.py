@@ -7,9 +7,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import Column, func, select
 from sqlmodel import Field, Session, SQLModel
 
+from core.crypto import EncryptedString
 from core.errors import InputError, field_error
 from core.types import UTCDateTime, utcnow
 from domain.tutors import service as tutor_service
@@ -24,7 +25,7 @@ class TutorNote(SQLModel, table=True):
     note_id: int | None = Field(default=None, primary_key=True)
     tutor_id: str = Field(foreign_key="tutors.tutor_id", max_length=64, index=True)
     author_id: str = Field(foreign_key="users.user_id", max_length=64)
-    body: str = Field(max_length=MAX_BODY)
+    body: str = Field(sa_column=Column(EncryptedString(MAX_BODY), nullable=False))  # free text: encrypted at rest
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 

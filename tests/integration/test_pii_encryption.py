@@ -10,12 +10,14 @@ from sqlalchemy.engine import Engine
 
 from core.config import Settings
 from core.crypto import DecryptionError, decrypt, encrypt, keyed_hash
-from core.db import session_scope
+from core.db import get_engine, session_scope
 from core.keys import Keys, keys_for, new_key
+from core.migrate import downgrade, upgrade
 from core.types import utcnow
 from domain.interventions.models import OutboxMessage
 from domain.students.models import Student
 from domain.tutors.models import Tutor
+from domain.tutors.notes import add_note, list_notes
 from domain.users import service as user_service
 from domain.users.models import User
 from tests.factories import intervention_row, seed_people
@@ -109,3 +111,59 @@ def test_a_users_password_is_a_hash_that_verifies(engine: Engine) -> None:
         with pytest.raises(user_service.AccountError, match="email: an account with this email exists"):
             user_service.create_user(db, email="Bob@Example.test", name="B2", role="admin", password="x" * 12)
         assert db.execute(select(User)).scalars().all()[0].email == "bob@example.test"
+
+
+def _note_and_messages(engine: Engine) -> None:
+    with session_scope(engine) as db:
+        db.add(Tutor(tutor_id="t_grace", name="Grace Hopper", email="grace.hopper@navy.example",
+                     onboarding_date=date(2026, 1, 5)))
+        manager = user_service.create_user(db, email="ada@analytical.example", name="Ada Lovelace",
+                                           role="ops_manager", password="a long enough passphrase")
+        db.flush()
+        add_note(db, "t_grace", author_id=manager.user_id, body="Grace mentioned a family emergency", now=utcnow())
+        db.add(OutboxMessage(message_id="m-link", intervention_id=None, tutor_id="t_grace", channel="email",
+                             recipient="student@example.test", subject="How was your session with Grace?",
+                             body="Rate it here: https://tp.example/feedback/secret-token", payload={}))
+
+
+def test_notes_and_message_texts_are_ciphertext_in_the_raw_tables(engine: Engine) -> None:
+    _note_and_messages(engine)
+    dump = repr(_raw(engine, "SELECT body FROM tutor_notes") + _raw(engine, "SELECT subject, body FROM outbox"))
+    for plain in ("family emergency", "Grace", "secret-token"):
+        assert plain not in dump, f"{plain!r} stored in clear"
+    with session_scope(engine) as db:
+        (view,), total = list_notes(db, "t_grace")
+        assert total == 1 and view.note.body == "Grace mentioned a family emergency"
+        message = db.get(OutboxMessage, "m-link")
+        assert message.subject == "How was your session with Grace?" and message.body.endswith("/secret-token")
+
+
+def test_the_migration_encrypts_existing_notes_and_messages_and_downgrade_restores_them(db_url: str) -> None:
+    engine = get_engine(db_url)
+    downgrade(db_url, "0013")
+    engine.dispose()
+    seed_people(engine, tutors=1, students=0, tag="mig")
+    with session_scope(engine) as db:
+        tutor_id = db.execute(select(Tutor.tutor_id)).scalars().first()
+        author = user_service.create_user(db, email="ada@analytical.example", name="Ada Lovelace", role="ops_manager",
+                                          password="a long enough passphrase").user_id
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO tutor_notes (tutor_id, author_id, body, created_at) "
+                          "VALUES (:t, :a, 'Plain note about pay', :now)"), {"t": tutor_id, "a": author, "now": utcnow()})
+        conn.execute(text("INSERT INTO outbox (message_id, tutor_id, channel, subject, body, payload, status, attempts, "
+                          "created_at) VALUES ('m-old', :t, 'in_app', 'Plain subject', 'Plain body', '{}', 'sent', 0, "
+                          ":now)"), {"t": tutor_id, "now": utcnow()})
+    upgrade(db_url)
+    engine.dispose()
+    stored = _raw(engine, "SELECT body FROM tutor_notes") + _raw(engine, "SELECT subject, body FROM outbox")
+    assert "Plain" not in repr(stored) and all(v.startswith("v1.") for row in stored for v in row)
+    with session_scope(engine) as db:
+        assert [v.note.body for v in list_notes(db, tutor_id)[0]] == ["Plain note about pay"]
+        assert (db.get(OutboxMessage, "m-old").subject, db.get(OutboxMessage, "m-old").body) == ("Plain subject",
+                                                                                               "Plain body")
+    downgrade(db_url, "0013")
+    engine.dispose()
+    assert _raw(engine, "SELECT subject, body FROM outbox") == [("Plain subject", "Plain body")]
+    assert _raw(engine, "SELECT body FROM tutor_notes") == [("Plain note about pay",)]
+    upgrade(db_url)
+    engine.dispose()
