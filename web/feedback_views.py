@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -185,12 +186,18 @@ def _form(request: Request, settings: Settings, found: links.LinkView, actor: Ac
 
 def _verify(token: str) -> tuple[str | None, str | None]:
     """(session id, None) for a good link, else (None, the reason it shows no form)."""
+    session_id, _expires, reason = _verify_with_expiry(token)
+    return session_id, reason
+
+
+def _verify_with_expiry(token: str) -> tuple[str | None, datetime | None, str | None]:
     try:
-        return links.verify(token)[0], None
+        session_id, expires = links.verify(token)
     except links.LinkExpired:
-        return None, "expired"
+        return None, None, "expired"
     except links.LinkInvalid:
-        return None, "invalid"
+        return None, None, "invalid"
+    return session_id, expires, None
 
 
 def _no_form(found: links.LinkView) -> str | None:
@@ -207,7 +214,7 @@ def _view(engine: Engine, session_id: str) -> links.LinkView | None:
 @router.get(PAGE_PATH, response_class=HTMLResponse,
             dependencies=[Depends(rate_limited("feedback-form", "feedback_rate_limit"))])
 def feedback_page(request: Request, token: str, db: DbDep, settings: SettingsDep, actor: PublicActor) -> Response:
-    session_id, reason = _verify(token)
+    session_id, expires, reason = _verify_with_expiry(token)
     if session_id is None:
         return _closed(request, reason or "invalid")
     found = links.view(db, session_id)
@@ -215,7 +222,13 @@ def feedback_page(request: Request, token: str, db: DbDep, settings: SettingsDep
         return _closed(request, "gone")
     audit_link_use(db, request, session_id, "read", PAGE_PATH)  # the tutor and subject of a student's session
     reason = _no_form(found)
-    return _closed(request, reason) if reason else _form(request, settings, found, actor)
+    if reason:
+        return _closed(request, reason)
+    if request.query_params.get("skip") is not None:
+        # "Skip for now" stores nothing: the link keeps working, and the one reminder (if any) still comes.
+        return _no_store(templates.TemplateResponse(request, "feedback_later.html", {
+            "tutor": _tutor(found), "expires": expires, "action": request.url.path}))
+    return _form(request, settings, found, actor)
 
 
 @router.post(PAGE_PATH, response_class=HTMLResponse,

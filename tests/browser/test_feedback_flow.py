@@ -67,9 +67,9 @@ def _fits(visit: Visit, name: str) -> None:
 
 
 def _small_targets(visit: Visit) -> list[str]:
-    """Visible star buttons, answer rows and the submit button smaller than 44 x 44 px."""
+    """Visible star buttons, answer rows, Submit, Skip for now and "Rate it now" smaller than 44 x 44 px."""
     return visit.page.evaluate(f"""() => [...document.querySelectorAll(
-        '.star-row label, label.choice, button.submit, details.areas > summary')]
+        '.star-row label, label.choice, button.submit, a.submit, a.later, details.areas > summary')]
       .filter((e) => e.offsetParent !== null)
       .map((e) => [e.textContent.trim().slice(0, 20), e.getBoundingClientRect()])
       .filter(([, r]) => r.width < {TARGET} || r.height < {TARGET})
@@ -130,6 +130,14 @@ def test_a_rating_is_two_taps_and_works_from_the_keyboard(site: Site, sessions: 
         visit.goto(f"/feedback/{links.sign(sessions['second'])[0]}")
         assert main_heading(page) == "How was your session with Emily?"
         assert page.locator("input[name=work_again]").count() == 0  # not a first session
+        with page.expect_navigation():
+            page.get_by_role("link", name="Skip for now").tap()  # later: nothing stored, the link still works
+        assert main_heading(page) == "No problem"
+        _fits(visit, "feedback-skipped")
+        assert not _small_targets(visit), _small_targets(visit)
+        with page.expect_navigation():
+            page.get_by_role("link", name="Rate it now").tap()
+        assert main_heading(page) == "How was your session with Emily?" and _stored(site, sessions["second"]) is None
         page.locator("#rating-3").focus()
         page.keyboard.press("ArrowRight")  # a radio group: arrows move the choice
         assert page.locator("#rating-4").is_checked()

@@ -109,6 +109,26 @@ async def test_form_shows_the_session_and_stores_the_answers_once(settings: Sett
     assert all(path.rsplit("/", 1)[1] not in str(a.details) for a in audit)  # the token is a credential
 
 
+async def test_skip_for_now_stores_nothing_and_the_link_keeps_working(settings: Settings, engine: Engine) -> None:
+    w = seed_feedback_world(engine, settings.temporal_task_queue)
+    path = _page(w["first"])
+    _, expires = links.verify(path.rsplit("/", 1)[1])
+    async with api_client(build_app(settings)) as client:
+        form = await client.get(path)
+        assert f'href="{path}?skip"' in form.text and "Skip for now" in form.text
+        later = await client.get(f"{path}?skip")
+        assert later.status_code == 200 and later.headers["cache-control"] == "no-store"
+        assert "No problem" in later.text and "Nothing was sent" in later.text
+        assert f"{expires.day} {expires:%B}" in later.text and f'href="{path}"' in later.text
+        assert "Tran" not in later.text
+        assert _rows(engine) == 0
+        token = await _form(client, path)  # back to the form: still open, and it stores as usual
+        thanks = await client.post(path, data={"rating": "5", "work_again": "yes_definitely", "csrf_token": token})
+        assert thanks.status_code == 200 and _rows(engine) == 1
+        done = await client.get(f"{path}?skip")  # rated: the skip page is gone with the form
+        assert done.status_code == 409 and "already rated" in done.text
+
+
 async def test_bad_links_and_bad_answers_get_pages_and_store_nothing(settings: Settings, engine: Engine) -> None:
     w = seed_feedback_world(engine, settings.temporal_task_queue)
     good = links.sign(w["first"])[0]
