@@ -79,12 +79,16 @@ class ChurnModel:
         features), bias (rows,)); per row they sum to the weighted mean log hazard. The piece column is the
         horizon's shape, not the tutor's doing, so it is folded into the bias."""
         X = np.asarray(X, dtype=np.float32)
-        n, k = len(X), len(hazard.EDGES) - 1
-        dm = xgb.DMatrix(hazard.all_pieces(X), base_margin=np.zeros(n * k))
+        # Pieces beyond the horizon weigh nothing: their SHAP values (most of the daily scoring's model time on
+        # a deep model) are not computed.
+        inside = np.flatnonzero(hazard.overlap(horizon) > 0)
+        n, k = len(X), len(inside)
+        pieces = hazard.with_piece(np.tile(X, (k, 1)), np.repeat(inside, n))
+        dm = xgb.DMatrix(pieces, base_margin=np.zeros(n * k))
         # The same trees as predict(): early stopping keeps the booster's later rounds, which predict() skips.
         trees = (0, self.regressor.best_iteration + 1) if hasattr(self.regressor, "best_iteration") else (0, 0)
         contrib = self.regressor.get_booster().predict(dm, pred_contribs=True, iteration_range=trees).reshape(k, n, -1)
-        w = self.daily_hazard(X) * hazard.overlap(horizon)[None, :]
+        w = self.daily_hazard(X)[:, inside] * hazard.overlap(horizon)[inside][None, :]
         w = w / np.clip(w.sum(axis=1, keepdims=True), 1e-300, None)
         mean = np.einsum("nk,knf->nf", w, contrib)
         f = len(self.names)

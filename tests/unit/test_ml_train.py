@@ -159,6 +159,26 @@ def test_explanations_top3_come_from_the_contribution_vector(synthetic) -> None:
         assert sum(abs(f.contribution) for f in factors) <= np.abs(contrib[i]).sum() + 1e-9
 
 
+@pytest.mark.parametrize("horizon", HORIZONS)
+def test_contributions_skip_only_pieces_the_horizon_gives_no_weight(synthetic, horizon: int) -> None:  # noqa: ANN001
+    import xgboost as xgb
+
+    _, _, _, run = synthetic
+    model, X = run.model, synthetic[0].X[:40]
+    n, k = len(X), len(hazard.EDGES) - 1
+    # Every piece's SHAP values, weighted as contributions() weighs them: the pieces it skips add exactly nothing.
+    dm = xgb.DMatrix(hazard.all_pieces(X), base_margin=np.zeros(n * k))
+    every = model.regressor.get_booster().predict(dm, pred_contribs=True,
+                                                  iteration_range=(0, model.regressor.best_iteration + 1))
+    w = model.daily_hazard(X) * hazard.overlap(horizon)[None, :]
+    w /= w.sum(axis=1, keepdims=True)
+    mean = np.einsum("nk,knf->nf", w, every.reshape(k, n, -1))
+    contrib, bias = model.contributions(X, horizon=horizon)
+    f = len(model.names)
+    np.testing.assert_allclose(contrib, mean[:, :f], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(bias, mean[:, f:].sum(axis=1), rtol=0, atol=1e-6)
+
+
 def test_metrics_against_hand_computed_values() -> None:
     y = np.array([1, 0, 1, 0, 0, 0, 0, 0, 0, 0], dtype=float)
     p = np.array([0.9, 0.8, 0.7, 0.1, 0.2, 0.05, 0.3, 0.15, 0.25, 0.35])
