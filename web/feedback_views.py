@@ -184,13 +184,8 @@ def _form(request: Request, settings: Settings, found: links.LinkView, actor: Ac
     return _no_store(response)
 
 
-def _verify(token: str) -> tuple[str | None, str | None]:
-    """(session id, None) for a good link, else (None, the reason it shows no form)."""
-    session_id, _expires, reason = _verify_with_expiry(token)
-    return session_id, reason
-
-
-def _verify_with_expiry(token: str) -> tuple[str | None, datetime | None, str | None]:
+def _verify(token: str) -> tuple[str | None, datetime | None, str | None]:
+    """(session id, expiry, None) for a good link, else (None, None, the reason it shows no form)."""
     try:
         session_id, expires = links.verify(token)
     except links.LinkExpired:
@@ -214,7 +209,7 @@ def _view(engine: Engine, session_id: str) -> links.LinkView | None:
 @router.get(PAGE_PATH, response_class=HTMLResponse,
             dependencies=[Depends(rate_limited("feedback-form", "feedback_rate_limit"))])
 def feedback_page(request: Request, token: str, db: DbDep, settings: SettingsDep, actor: PublicActor) -> Response:
-    session_id, expires, reason = _verify_with_expiry(token)
+    session_id, expires, reason = _verify(token)
     if session_id is None:
         return _closed(request, reason or "invalid")
     found = links.view(db, session_id)
@@ -235,7 +230,7 @@ def feedback_page(request: Request, token: str, db: DbDep, settings: SettingsDep
              dependencies=[Depends(rate_limited("feedback", "feedback_rate_limit"))])
 async def submit_feedback_page(request: Request, token: str, engine: EngineDep, settings: SettingsDep,
                                client: TemporalDep, actor: PublicActor) -> Response:
-    session_id, reason = _verify(token)
+    session_id, _expires, reason = _verify(token)
     if session_id is None:
         return _closed(request, reason or "invalid")
     found = await run_in_threadpool(_view, engine, session_id)
