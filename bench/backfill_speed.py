@@ -37,6 +37,12 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
 
 
+def every_tenth_day(line: str) -> None:
+    """A backfill's progress, one line per ten simulated days: a long world otherwise prints hundreds."""
+    if line.startswith("day ") and line.split()[1].split("/")[0].endswith("0"):
+        print(f"#   {line}", flush=True)
+
+
 def machine_reference_s() -> float:
     """Seconds for a fixed pure-Python loop (10 million additions), best of three. This VM's speed moves a lot
     between sessions and within one, so a bench's timings are only comparable next to this figure."""

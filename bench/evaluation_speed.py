@@ -17,7 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.backfill_speed import N_TUTORS, SESSIONS_PER_DAY, figure, fresh_database, peak_rss_mb, postgres_reachable  # noqa: E402
+from bench.backfill_speed import (  # noqa: E402
+    N_TUTORS, SESSIONS_PER_DAY, every_tenth_day, figure, fresh_database, peak_rss_mb, postgres_reachable)
 from core.db import get_engine, session_scope  # noqa: E402
 from domain.evaluation.batch import evaluate_population  # noqa: E402
 from domain.evaluation.service import evaluate_tutor  # noqa: E402
@@ -113,7 +114,7 @@ def backfilled(kind: str, days: int, seed: int):  # noqa: ANN201
     url = ctx.__enter__()
     started = time.perf_counter()
     backfill(get_engine(url), days=days, seed=seed, n_tutors=N_TUTORS, sessions_per_day=SESSIONS_PER_DAY,
-             progress=lambda line: print(f"#   {line}", flush=True) if line.startswith("day ") and line.split()[1].split("/")[0].endswith("0") else None)
+             progress=every_tenth_day)
     print(f"# {kind}: {days}-day backfill took {time.perf_counter() - started:.0f}s", flush=True)
     return ctx, url
 

@@ -27,7 +27,7 @@ from sqlmodel import Session
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.backfill_speed import (  # noqa: E402
-    figure, fresh_database, machine_reference_s, peak_rss_mb, postgres_reachable)
+    every_tenth_day, figure, fresh_database, machine_reference_s, peak_rss_mb, postgres_reachable)
 from core.db import get_engine  # noqa: E402
 from ml.features import FeatureFrame, build_features  # noqa: E402
 from synth.models import SynthWorld  # noqa: E402
@@ -92,12 +92,8 @@ def sqlite_world(args: argparse.Namespace, folder: Path) -> str:
     url = f"sqlite:///{path}"
     upgrade(url)
     started = time.perf_counter()
-    def progress(line: str) -> None:  # every tenth day
-        if line.startswith("day ") and line.split()[1].split("/")[0].endswith("0"):
-            print(f"#   {line}", flush=True)
-
     backfill(get_engine(url), days=args.days, seed=args.seed, n_tutors=args.tutors, sessions_per_day=3000,
-             progress=progress)
+             progress=every_tenth_day)
     print(f"# {args.days}-day backfill took {time.perf_counter() - started:.0f}s", flush=True)
     return url
 

@@ -30,7 +30,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.backfill_speed import (  # noqa: E402
-    SESSIONS_PER_DAY, figure, fresh_database, machine_reference_s, peak_rss_mb)
+    SESSIONS_PER_DAY, every_tenth_day, figure, fresh_database, machine_reference_s, peak_rss_mb)
 from bench.churn_oracle import latent_states, oracle_probabilities, state_oracle  # noqa: E402
 from core.db import get_engine, session_scope  # noqa: E402
 from ml import metrics  # noqa: E402
@@ -71,10 +71,6 @@ def world(seed: int, args: argparse.Namespace):  # noqa: ANN201 - (context manag
     url = ctx.__enter__()
     started = time.perf_counter()
     total = args.days + args.follow
-
-    def every_tenth_day(line: str) -> None:
-        if line.startswith("day ") and line.split()[1].split("/")[0].endswith("0"):
-            print(f"#   {line}", flush=True)
 
     backfill(get_engine(url), days=total, seed=seed, n_tutors=args.tutors, sessions_per_day=SESSIONS_PER_DAY,
              end=args.end, progress=every_tenth_day)
@@ -140,7 +136,8 @@ def acceptance(figures: dict[str, dict[str, float]], per_world: list[dict[str, d
         if h in (1, 7):
             verdict(_ge(rx["lift_at_10"], 3.0), f"{h}d lift@10% {rx['lift_at_10']:.2f} >= 3{spread(x, 'lift_at_10')}")
         verdict(_le(rx["brier"], 0.15), f"{h}d Brier {rx['brier']:.4f} <= 0.15{spread(x, 'brier')}")
-        verdict(_ge(rx["brier_skill"], 0.2), f"{h}d Brier skill {rx['brier_skill']:.3f} >= 0.2{spread(x, 'brier_skill')}")
+        verdict(_ge(rx["brier_skill"], 0.2),
+                f"{h}d Brier skill {rx['brier_skill']:.3f} >= 0.2{spread(x, 'brier_skill')}")
         verdict(_le(rx["ece"], 0.05), f"{h}d ECE {rx['ece']:.4f} <= 0.05{spread(x, 'ece')}")
         verdict(_ge(rx["auc"] - rl["auc"], 0.02),
                 f"{h}d XGBoost AUC beats LR by {rx['auc'] - rl['auc']:+.3f} >= 0.02{spread(x, 'auc', f'lr_{h}d')}")
